@@ -1,0 +1,144 @@
+"""One settings object, read from halo.toml or [tool.halo] in pyproject.toml,
+then HALO_* environment variables, then explicit arguments (last wins)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A setting has an invalid value; the message names the key."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 4281
+    storage_path: Path = Path(".halo/data")
+    persist: bool = True
+    max_retention_days: float = 30.0
+    max_body_bytes: int = 64 * 1024 * 1024
+    analysis_depth: int = 3
+    cross_trace_correlation: bool = True
+    min_traces_for_systemic_analysis: int = 10
+    # "smollm2" (the bundled GGUF), a path to a .gguf file, "openai:<base url>", or "none".
+    model: str = "smollm2"
+    model_seed: int = 42
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"port: must be 0..65535 (0 picks a free port), got {self.port!r}")
+        _check_positive("max_body_bytes", self.max_body_bytes)
+        _check_positive("analysis_depth", self.analysis_depth)
+        _check_positive("min_traces_for_systemic_analysis", self.min_traces_for_systemic_analysis)
+        if not self.max_retention_days > 0:
+            raise ConfigError(f"max_retention_days: must be > 0, got {self.max_retention_days!r}")
+        if not self.host:
+            raise ConfigError("host: must not be empty")
+
+    def replace(self, **changes: Any) -> Settings:
+        return load_settings(base=self, **changes)
+
+
+def _check_positive(key: str, value: int) -> None:
+    if value < 1:
+        raise ConfigError(f"{key}: must be >= 1, got {value!r}")
+
+
+_FIELDS = {f.name: f for f in fields(Settings)}
+_TYPES = {"host": str, "port": int, "storage_path": Path, "persist": bool,
+          "max_retention_days": float, "max_body_bytes": int, "analysis_depth": int,
+          "cross_trace_correlation": bool, "min_traces_for_systemic_analysis": int,
+          "model": str, "model_seed": int}
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _coerce(key: str, value: Any) -> Any:
+    kind = _TYPES[key]
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+            return value.strip().lower() in _TRUE
+        raise ConfigError(f"{key}: expected true or false, got {value!r}")
+    if kind is int:
+        if isinstance(value, bool):
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        try:
+            return int(str(value).replace("_", ""), 10) if isinstance(value, str) else int(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{key}: expected an integer, got {value!r}") from None
+    if kind is float:
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{key}: expected a number, got {value!r}") from None
+    if kind is Path:
+        if not isinstance(value, (str, os.PathLike)):
+            raise ConfigError(f"{key}: expected a path, got {value!r}")
+        return Path(value).expanduser()
+    if not isinstance(value, str):
+        raise ConfigError(f"{key}: expected a string, got {value!r}")
+    return value
+
+
+def find_file_settings(start: Path | None = None) -> tuple[dict[str, Any], Path | None]:
+    """Settings from the nearest halo.toml, else [tool.halo] of the nearest pyproject.toml,
+    searching from ``start`` (default: the working directory) upwards."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        halo_toml = folder / "halo.toml"
+        if halo_toml.is_file():
+            return _read_toml(halo_toml), halo_toml
+        pyproject = folder / "pyproject.toml"
+        if pyproject.is_file():
+            table = _read_toml(pyproject).get("tool", {}).get("halo")
+            if table is not None:
+                return table, pyproject
+    return {}, None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return data.get("halo", data) if path.name == "halo.toml" else data
+
+
+def load_settings(base: Settings | None = None, start: Path | None = None,
+                  **overrides: Any) -> Settings:
+    """File, then environment, then ``overrides``. With ``base``, only overrides apply."""
+    values: dict[str, Any] = {}
+    if base is not None:
+        values = {f: getattr(base, f) for f in _FIELDS}
+    else:
+        file_values, source = find_file_settings(start)
+        for key, value in file_values.items():
+            if key not in _FIELDS:
+                raise ConfigError(f"{key}: unknown setting in {source}")
+            values[key] = _coerce(key, value)
+        if source is not None and "storage_path" in file_values:
+            path = values["storage_path"]
+            values["storage_path"] = path if path.is_absolute() else source.parent / path
+        for key in _FIELDS:
+            env = os.environ.get(f"HALO_{key.upper()}")
+            if env is not None:
+                values[key] = _coerce(key, env)
+    for key, value in overrides.items():
+        if key not in _FIELDS:
+            raise ConfigError(f"{key}: unknown setting")
+        if value is not None:
+            values[key] = _coerce(key, value)
+    return Settings(**values)
+
+
+def as_dict(settings: Settings) -> dict[str, Any]:
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(settings).items()}

@@ -1,0 +1,114 @@
+"""Attribute-name tables: how OpenInference, OTel GenAI, Traceloop and the halo SDK
+spell the fields of the span frame. One place, so every decoder agrees."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+# Kind sources, tried in this order (ARCHITECTURE.md).
+OPENINFERENCE_KIND = "openinference.span.kind"
+GENAI_OPERATION = "gen_ai.operation.name"
+TRACELOOP_KIND = "traceloop.span.kind"
+HALO_KIND = "halo.span.type"
+
+GENAI_OPERATION_KINDS = {
+    "chat": "llm",
+    "text_completion": "llm",
+    "generate_content": "llm",
+    "completion": "llm",
+    "embeddings": "embedding",
+    "execute_tool": "tool",
+    "invoke_agent": "agent",
+    "create_agent": "agent",
+}
+TRACELOOP_KINDS = {
+    "workflow": "chain",
+    "task": "chain",
+    "agent": "agent",
+    "tool": "tool",
+    "llm": "llm",
+}
+
+MODEL = ("gen_ai.request.model", "llm.model_name", "gen_ai.response.model")
+TOKENS_IN = ("gen_ai.usage.input_tokens", "llm.token_count.prompt", "gen_ai.usage.prompt_tokens")
+TOKENS_OUT = (
+    "gen_ai.usage.output_tokens",
+    "llm.token_count.completion",
+    "gen_ai.usage.completion_tokens",
+)
+TOKENS_TOTAL = ("llm.token_count.total", "gen_ai.usage.total_tokens")
+TOOL_NAME = ("gen_ai.tool.name", "tool.name")
+TOOL_ARGS = ("gen_ai.tool.call.arguments",)
+TOOL_RESULT = ("gen_ai.tool.call.result",)
+INPUT = ("input.value", "gen_ai.input.messages", "gen_ai.prompt", "traceloop.entity.input")
+OUTPUT = ("output.value", "gen_ai.output.messages", "gen_ai.completion", "traceloop.entity.output")
+FINISH_REASON = ("gen_ai.response.finish_reasons", "llm.finish_reason", "halo.finish_reason")
+SERVICE_NAME = "service.name"
+
+# Attributes the halo SDK writes beside the OpenInference / GenAI ones.
+HALO_METADATA_PREFIX = "halo.metadata."
+HALO_ANNOTATION_EVENT = "halo.annotation"
+HALO_TRACE_ENDED = "halo.trace.ended"
+
+
+def first(attrs: Mapping[str, Any], keys: tuple[str, ...]) -> Any:
+    """The value of the first key present (and not None) in attrs."""
+    for key in keys:
+        value = attrs.get(key)
+        if value is not None:
+            return value
+    return None
+
+
+def span_kind(attrs: Mapping[str, Any]) -> str:
+    """The frame's kind for a span, from its attributes, in the documented order."""
+    value = attrs.get(OPENINFERENCE_KIND)
+    if isinstance(value, str) and value.lower() in _KINDS:
+        return value.lower()
+    value = attrs.get(GENAI_OPERATION)
+    if isinstance(value, str) and value.lower() in GENAI_OPERATION_KINDS:
+        return GENAI_OPERATION_KINDS[value.lower()]
+    value = attrs.get(TRACELOOP_KIND)
+    if isinstance(value, str) and value.lower() in TRACELOOP_KINDS:
+        return TRACELOOP_KINDS[value.lower()]
+    value = attrs.get(HALO_KIND)
+    if isinstance(value, str) and value.lower() in _KINDS:
+        return value.lower()
+    if first(attrs, MODEL) is not None:
+        return "llm"
+    return "unknown"
+
+
+def as_text(value: Any) -> str | None:
+    """Text for a frame column: strings as they are, anything else as JSON."""
+    if value is None or isinstance(value, str):
+        return value
+    import json
+
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def as_int(value: Any) -> int | None:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def finish_reason(attrs: Mapping[str, Any]) -> str | None:
+    value = first(attrs, FINISH_REASON)
+    if isinstance(value, (list, tuple)):
+        value = value[0] if value else None
+    return None if value is None else str(value)
+
+
+def _kinds() -> frozenset[str]:
+    from .schema import KINDS
+
+    return frozenset(KINDS)
+
+
+_KINDS = _kinds()
