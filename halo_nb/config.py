@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 
 class ConfigError(ValueError):
@@ -59,7 +60,17 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
 
-def _coerce(key: str, value: Any) -> Any:
+def _coerce(key: str, value: Any, source: str | None = None) -> Any:
+    """``value`` as the type of setting ``key``; errors name the key (and ``source``)."""
+    try:
+        return _coerce_value(key, value)
+    except ConfigError as exc:
+        if source is None:
+            raise
+        raise ConfigError(f"{exc} ({source})") from None
+
+
+def _coerce_value(key: str, value: Any) -> Any:
     kind = _TYPES[key]
     if kind is bool:
         if isinstance(value, bool):
@@ -68,13 +79,15 @@ def _coerce(key: str, value: Any) -> Any:
             return value.strip().lower() in _TRUE
         raise ConfigError(f"{key}: expected true or false, got {value!r}")
     if kind is int:
-        if isinstance(value, bool):
+        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
             raise ConfigError(f"{key}: expected an integer, got {value!r}")
         try:
             return int(str(value).replace("_", ""), 10) if isinstance(value, str) else int(value)
         except (TypeError, ValueError):
             raise ConfigError(f"{key}: expected an integer, got {value!r}") from None
     if kind is float:
+        if isinstance(value, bool):
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
         try:
             return float(value)
         except (TypeError, ValueError):
@@ -100,6 +113,8 @@ def find_file_settings(start: Path | None = None) -> tuple[dict[str, Any], Path 
         if pyproject.is_file():
             table = _read_toml(pyproject).get("tool", {}).get("halo")
             if table is not None:
+                if not isinstance(table, dict):
+                    raise ConfigError(f"tool.halo: must be a table in {pyproject}")
                 return table, pyproject
     return {}, None
 
@@ -124,14 +139,14 @@ def load_settings(base: Settings | None = None, start: Path | None = None,
         for key, value in file_values.items():
             if key not in _FIELDS:
                 raise ConfigError(f"{key}: unknown setting in {source}")
-            values[key] = _coerce(key, value)
+            values[key] = _coerce(key, value, f"in {source}")
         if source is not None and "storage_path" in file_values:
             path = values["storage_path"]
             values["storage_path"] = path if path.is_absolute() else source.parent / path
         for key in _FIELDS:
             env = os.environ.get(f"HALO_{key.upper()}")
             if env is not None:
-                values[key] = _coerce(key, env)
+                values[key] = _coerce(key, env, f"from HALO_{key.upper()}")
     for key, value in overrides.items():
         if key not in _FIELDS:
             raise ConfigError(f"{key}: unknown setting")
@@ -141,4 +156,5 @@ def load_settings(base: Settings | None = None, start: Path | None = None,
 
 
 def as_dict(settings: Settings) -> dict[str, Any]:
-    return {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(settings).items()}
+    return {k: (str(v) if isinstance(v, Path) else v)
+            for k, v in dataclasses.asdict(settings).items()}
