@@ -1,0 +1,195 @@
+"""analyze_frame: span frame in, AnalysisResult out. Deterministic for a given input."""
+
+from __future__ import annotations
+
+import gc
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import polars as pl
+
+from ..config import Settings
+from ..localmodel import ModelUnavailable
+from . import registry
+from .correlate import cluster_row, cluster_traces, headline
+from .graph import SPAN_FIELDS, ColumnSource, SpanNode, TraceView
+from .hypotheses import hypothesis_row
+from .model import SYSTEM_PROMPT, clean_text, load_backend, narrative_prompt
+from .prepare import prepare
+from .result import (
+    ASSIGNMENTS_SCHEMA,
+    CLUSTERS_SCHEMA,
+    FINDINGS_SCHEMA,
+    HYPOTHESES_SCHEMA,
+    AnalysisResult,
+    frame,
+)
+from .text import acknowledges_absence, failure_terms
+from .walk import walk_trace
+
+# Narratives are written for at most this many clusters (the most prevalent first).
+MAX_NARRATIVES = 12
+
+
+def analyze_frame(spans: pl.DataFrame, settings: Settings) -> AnalysisResult:
+    """Walk every trace in ``spans`` (the span frame), run the detectors, correlate the
+    findings across traces, explain the clusters. See halo_nb/rlm/__init__.py."""
+    if not isinstance(spans, pl.DataFrame):
+        raise TypeError(f"spans: expected a polars DataFrame, got {type(spans).__name__}")
+    # The walk creates a few objects per span and frees none until the end: the cyclic
+    # garbage collector would rescan them again and again (a 2x slowdown at 200k spans).
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _analyze(spans, settings)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _analyze(spans: pl.DataFrame, settings: Settings) -> AnalysisResult:
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    dets = registry.registered()
+    span_dets = [d for d in dets if d.scope == "span"]
+    trace_dets = [d for d in dets if d.scope == "trace"]
+    errors: list[str] = [f"plugin {e}" for e in registry.load_errors()]
+
+    prepared = prepare(spans)
+    timings["prepare_s"] = time.perf_counter() - started
+    corpus_end = _corpus_end(prepared)
+    findings: list[dict[str, Any]] = []
+    by_trace: dict[str, list[dict[str, Any]]] = {}
+    failed: set[str] = set()
+    trace_ids: list[str] = []
+    tick = time.perf_counter()
+    for trace_id, nodes in _group(prepared):
+        trace = TraceView(trace_id, nodes, settings.analysis_depth)
+        trace.corpus_end_ns = corpus_end
+        rows = walk_trace(trace, span_dets, trace_dets, errors)
+        trace_ids.append(trace_id)
+        if _failed(trace):
+            failed.add(trace_id)
+        if rows:
+            by_trace[trace_id] = rows
+            findings.extend(rows)
+    timings["walk_s"] = time.perf_counter() - tick
+
+    tick = time.perf_counter()
+    n = len(trace_ids)
+    systemic = settings.cross_trace_correlation and n >= settings.min_traces_for_systemic_analysis
+    cluster_rows: list[dict[str, Any]] = []
+    hypothesis_rows: list[dict[str, Any]] = []
+    primary: dict[str, str | None] = {}
+    if systemic:
+        cluster_rows, hypothesis_rows, primary = _correlate(by_trace, failed, n)
+    note = _note(settings, n, len(cluster_rows), systemic)
+    timings["correlate_s"] = time.perf_counter() - tick
+
+    tick = time.perf_counter()
+    model_status = _narrate(settings, cluster_rows, hypothesis_rows, n)
+    timings["model_s"] = time.perf_counter() - tick
+
+    findings.sort(key=lambda f: (f["trace_id"], f["start_ns"], f["span_id"], f["detector"]))
+    assignments = [{"trace_id": t, "cluster_id": primary.get(t), "failed": t in failed}
+                   for t in trace_ids]
+    result = AnalysisResult(
+        findings=frame(findings, FINDINGS_SCHEMA),
+        clusters=frame(cluster_rows, CLUSTERS_SCHEMA),
+        hypotheses=frame(hypothesis_rows, HYPOTHESES_SCHEMA),
+        assignments=frame(assignments, ASSIGNMENTS_SCHEMA),
+        systemic=systemic, note=note, model_status=model_status, trace_count=n,
+        settings=settings, detector_errors=errors, timings=timings,
+    )
+    timings["total_s"] = time.perf_counter() - started
+    return result
+
+
+def _correlate(by_trace: dict[str, list[dict[str, Any]]], failed: set[str], n: int
+               ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, str | None]]:
+    """Cluster rows, hypothesis rows and each trace's primary cluster."""
+    clusters, primary = cluster_traces(by_trace)
+    base_rate = len(failed) / n if n else 0.0
+    cluster_rows, hypothesis_rows = [], []
+    for cluster in clusters:
+        row = cluster_row(cluster, n, failed, base_rate)
+        hyp = hypothesis_row(row, headline(cluster), by_trace)
+        row["title"] = hyp["title"]
+        cluster_rows.append(row)
+        hypothesis_rows.append(hyp)
+    return cluster_rows, hypothesis_rows, primary
+
+
+def _note(settings: Settings, n: int, clusters: int, systemic: bool) -> str:
+    if systemic:
+        return (f"systemic analysis over {n} traces: {clusters} failure cluster"
+                f"{'' if clusters == 1 else 's'} recurring in 2 or more traces")
+    if not settings.cross_trace_correlation:
+        return ("systemic analysis is switched off (cross_trace_correlation = false); "
+                "findings are per trace")
+    return (f"systemic analysis needs at least {settings.min_traces_for_systemic_analysis}"
+            f" traces; got {n}. Findings are per trace.")
+
+
+def _group(prepared: pl.DataFrame) -> Iterator[tuple[str, list[SpanNode]]]:
+    """(trace_id, [SpanNode...]) per trace; the frame is sorted by trace already."""
+    source = ColumnSource(prepared["attributes"], prepared["events"])
+    rows = prepared.select(SPAN_FIELDS).rows()
+    current: str | None = None
+    nodes: list[SpanNode] = []
+    for values in rows:
+        if values[0] != current:
+            if nodes:
+                yield current, nodes
+            current, nodes = values[0], []
+        nodes.append(SpanNode(values, source))
+    if nodes:
+        yield current, nodes
+
+
+def _corpus_end(prepared: pl.DataFrame) -> int | None:
+    if prepared.is_empty():
+        return None
+    value = prepared.select(pl.max_horizontal(pl.col("start_ns").max(),
+                                              pl.col("end_ns").max())).item()
+    return None if value is None else int(value)
+
+
+def _failed(trace: TraceView) -> bool:
+    """Whether a trace's outcome counts as failed (the base rate behind lift): a span
+    failed, the root is missing or never ended, or the root's output is missing (when
+    content is captured), reports a failure, or says nothing was found."""
+    if any(s.failed for s in trace.spans):
+        return True
+    root = trace.root
+    if root is None or not root.ended:
+        return True
+    output = root.output
+    if root.input is not None and not (output or "").strip():
+        return True
+    return bool(output) and (bool(failure_terms(output)) or acknowledges_absence(output))
+
+
+def _narrate(settings: Settings, clusters: list[dict[str, Any]],
+             hypotheses: list[dict[str, Any]], analysed: int) -> str:
+    if settings.model.strip().lower() in ("", "none", "off"):
+        return 'unavailable: model disabled (model = "none")'
+    if not clusters:
+        return "unused: no clusters to narrate"
+    try:
+        backend = load_backend(settings.model, settings.model_seed)
+        for cluster, hyp in list(zip(clusters, hypotheses, strict=True))[:MAX_NARRATIVES]:
+            text = backend.complete(SYSTEM_PROMPT, narrative_prompt(cluster, hyp, analysed))
+            hyp["narrative"] = clean_text(text)
+    except ModelUnavailable as exc:
+        for hyp in hypotheses:
+            hyp["narrative"] = None
+        return f"unavailable: {exc}"
+    except Exception as exc:  # a model that crashes must not lose the analysis
+        for hyp in hypotheses:
+            hyp["narrative"] = None
+        return f"unavailable: the model failed: {type(exc).__name__}: {exc}"
+    extra = len(clusters) - MAX_NARRATIVES
+    suffix = f"; narratives for the first {MAX_NARRATIVES} clusters only" if extra > 0 else ""
+    return f"ok: {backend.description}{suffix}"

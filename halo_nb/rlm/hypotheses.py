@@ -1,0 +1,197 @@
+"""Root-cause hypotheses and suggested fixes for clusters, from rules.
+
+The first rule whose detectors all occur in a cluster's causal chain (and whose key
+test passes) names the cluster and writes its hypothesis and fix. Detectors added
+through the plugin API can bring their own text (``@detector(..., hypothesis=, fix=)``).
+
+Confidence (0..1) comes from the statistics, not the model::
+
+    confidence = match * n / (n + 3) + lift bonus
+    match      1.0 rule written for this chain, 0.8 plugin text, 0.5 generic
+    n          traces in the cluster (more recurrences, more confidence)
+    lift bonus +min(0.15, 0.05 * (lift - 1)) if failures are more frequent in the
+               cluster than overall, -0.1 if less, 0 if unknown; clamped to 0..1.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from . import registry
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    detectors: tuple[str, ...]
+    title: str
+    hypothesis: str
+    fix: str
+    keys: tuple[str, ...] = ()  # signature keys of the first detector, any of these
+
+
+RULES: tuple[Rule, ...] = (
+    Rule("retry_after_empty", ("retry_loop",),
+         "tool retry loop after empty results",
+         "The agent prompt does not instruct query reformulation on empty tool responses: "
+         "when {tool} returns nothing, the agent calls it again with near-identical arguments.",
+         "Tell the agent what to do on empty results (reformulate the query, broaden it, or "
+         "stop and say so), or reformulate in the {tool} wrapper before returning an empty "
+         "result.", keys=("after_empty", "after_missing")),
+    Rule("retry_after_error", ("retry_loop",),
+         "tool retry loop after errors",
+         "Failed {tool} calls are retried blindly with the same arguments, whether the "
+         "error is transient or permanent.",
+         "Retry only transient errors, with backoff and a cap; return permanent errors to "
+         "the agent as a message it can act on (what failed, what to change).",
+         keys=("after_error",)),
+    Rule("agent_loop", ("agent_loop",),
+         "agent loops on one tool",
+         "The agent has no stopping condition for {tool}: it keeps calling it without "
+         "converging on an answer.",
+         "Cap tool calls per run, state in the prompt when to stop and answer, and show "
+         "the agent the calls it has already made."),
+    Rule("context_growth", ("context_growth",),
+         "context grows every step",
+         "The conversation history grows with every step (tool outputs appended verbatim) "
+         "until the model's context or output limit is reached.",
+         "Summarise or trim earlier turns and large tool outputs, cap the size of tool "
+         "results, and keep only what the next step needs."),
+    Rule("truncation", ("truncation",),
+         "LLM output truncated",
+         "The output limit (max_tokens) at {path} is too low for the answers requested, "
+         "so replies are cut off mid-way.",
+         "Raise max_tokens or ask for shorter answers, and handle finish_reason=length "
+         "(continue, or retry with a shorter prompt) instead of using the cut answer."),
+    Rule("empty_result_unhandled", ("empty_tool_result",),
+         "empty tool results not handled",
+         "The agent treats an empty {tool} result as if it had data and answers without "
+         "evidence.",
+         "Return an explicit 'no results for <query>' message from the {tool} wrapper and "
+         "tell the agent to say so (or search differently) when it finds nothing."),
+    Rule("hallucinated_tool", ("hallucinated_tool",),
+         "hallucinated tool",
+         "The model calls {key}, a tool it was never offered: tool names in the prompt or "
+         "examples are stale or ambiguous.",
+         "Align the system prompt and examples with the declared tools; reject undeclared "
+         "tool calls with an error listing the valid ones, or use constrained tool calling."),
+    Rule("tool_schema_violation", ("tool_schema_violation",),
+         "tool arguments break the schema",
+         "The model produces {tool} arguments that break its declared schema ({key}): the "
+         "parameter description is unclear or the schema changed under the prompt.",
+         "Clarify parameter names and types in the tool description, validate arguments "
+         "before running the tool and return the validation error to the model, or use "
+         "strict structured tool calling."),
+    Rule("repeated_output", ("repeated_output",),
+         "LLM repeats itself",
+         "The model repeats an earlier output word for word: between the two calls its "
+         "input gained nothing new (the observation was not fed back).",
+         "Make sure each turn appends the new observation to the prompt; detect identical "
+         "consecutive outputs and re-prompt or stop."),
+    Rule("error_status", ("error_status",),
+         "calls fail",
+         "{path} fails with {key}: the call is not guarded against this failure.",
+         "Handle {key} where {path} is called: validate inputs, retry transient failures "
+         "with backoff, and return a structured error the agent can act on."),
+    Rule("failure_words", ("failure_words",),
+         "failures hidden behind OK status",
+         "{path} reports a failure ({key}) in its payload while its status says OK, so the "
+         "failure is passed on as data and the agent proceeds.",
+         "Map payload failures (success=false, rate limits, timeouts, exceeded limits) to an "
+         "error status in the wrapper and handle them: back off on rate limits, retry "
+         "timeouts, stop cleanly at turn limits."),
+    Rule("never_ended", ("never_ended",),
+         "runs hang",
+         "Runs hang at {path}: the span never ends (a blocking call without a timeout, or "
+         "the process died before the span closed).",
+         "Put a timeout on the call, end spans in finally blocks (context managers) and "
+         "flush the exporter on shutdown."),
+    Rule("no_output", ("no_output",),
+         "runs end without an answer",
+         "The agent finishes without producing an answer: an exit path (error, turn limit) "
+         "skips the final response.",
+         "Make every exit path produce a final answer, including errors and turn limits, "
+         "and record it as the root span's output."),
+    Rule("latency_outlier", ("latency_outlier",),
+         "latency outliers",
+         "{path} is occasionally far slower than its usual time: a slow dependency or a "
+         "missing timeout.",
+         "Set a timeout on the call, add a cache or fallback, and check the dependency for "
+         "the slow runs."),
+    Rule("token_outlier", ("token_outlier",),
+         "token outliers",
+         "Some calls at {path} generate far more tokens than usual: runaway or unbounded "
+         "generation.",
+         "Set max_tokens, ask for concise output and add stop sequences."),
+    Rule("trace_integrity", ("trace_integrity",),
+         "broken traces",
+         "The instrumentation loses or misorders spans ({key}): trace context is not "
+         "propagated, parent spans are not exported, or clocks disagree.",
+         "Propagate the trace context across threads and processes, end and flush every "
+         "span (including parents) before exit, and take timestamps from one clock."),
+)
+_GENERIC = Rule("generic", (), "recurring {detector}",
+                "{detector} recurs at {path} across runs.",
+                "Inspect the evidence spans of this cluster to find what they have in common.")
+
+
+def match_rule(detectors_in_chain: list[str], chain: list[str]) -> tuple[Rule, float]:
+    """The rule for a chain and how well it matches (1.0 written for it, 0.8 plugin, 0.5)."""
+    keys = {sig.split("|")[0]: (sig.split("|")[2] if sig.count("|") >= 2 else "")
+            for sig in reversed(chain)}
+    for rule in RULES:
+        if all(d in detectors_in_chain for d in rule.detectors):
+            if rule.keys and keys.get(rule.detectors[0]) not in rule.keys:
+                continue
+            return rule, 1.0
+    for name in detectors_in_chain:
+        det = registry.get(name)
+        if det is not None and det.hypothesis:
+            return Rule(f"plugin:{name}", (name,), f"{name}", det.hypothesis,
+                        det.fix or _GENERIC.fix), 0.8
+    return _GENERIC, 0.5
+
+
+def confidence(match: float, trace_count: int, lift: float | None) -> float:
+    value = match * trace_count / (trace_count + 3)
+    if lift is not None:
+        value += min(0.15, 0.05 * (lift - 1)) if lift > 1 else (-0.1 if lift < 1 else 0.0)
+    return round(min(1.0, max(0.0, value)), 3)
+
+
+def _facts(cluster: dict[str, Any], head: dict[str, Any]) -> dict[str, str]:
+    evidence = json.loads(head["evidence"]) if head.get("evidence") else {}
+    path = cluster["span_path"]
+    tool = evidence.get("tool") or next(
+        (part[5:] for part in reversed(path.split("/")) if part.startswith("tool:")), "the tool")
+    parts = head["signature"].split("|")
+    key = parts[2] if len(parts) > 2 else head["detector"]
+    return {"tool": str(tool), "path": path, "key": key, "detector": head["detector"]}
+
+
+class _Blank(dict):
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
+def hypothesis_row(cluster: dict[str, Any], head: dict[str, Any],
+                   findings_by_trace: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    rule, match = match_rule(cluster["detectors"], cluster["causal_chain"])
+    facts = _Blank(_facts(cluster, head))
+    examples = cluster["example_trace_ids"]
+    chain = set(cluster["causal_chain"])
+    spans = [f["span_id"] for t in examples for f in findings_by_trace.get(t, ())
+             if f["signature"] in chain]
+    return {
+        "cluster_id": cluster["cluster_id"],
+        "title": rule.title.format_map(facts),
+        "hypothesis": rule.hypothesis.format_map(facts),
+        "suggested_fix": rule.fix.format_map(facts),
+        "confidence": confidence(match, cluster["trace_count"], cluster["lift"]),
+        "rule": rule.name,
+        "narrative": None,
+        "evidence_trace_ids": list(examples),
+        "evidence_span_ids": list(dict.fromkeys(spans)),
+    }

@@ -1,0 +1,133 @@
+"""Corpus-wide, vectorised preparation of the span frame (Polars, no per-span Python).
+
+Adds the columns the per-trace walk reads: the span label, exception and failure-word
+flags, and robust outlier statistics (median / MAD per span label across the corpus).
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from .signatures import span_label
+from .text import FAILURE_PATTERN
+
+# Outliers: at least this many samples of a label, robust z above Z, value at least
+# RATIO times the median and at least the absolute excess below.
+OUTLIER_MIN_SAMPLES = 20
+OUTLIER_Z = 6.0
+OUTLIER_RATIO = 4.0
+LATENCY_MIN_EXCESS_MS = 100.0
+TOKENS_MIN_EXCESS = 100
+_MAD_TO_SIGMA = 1.4826
+
+# Attributes read for an LLM span's declared tools, in this order:
+#   llm.tools                      OpenInference, JSON list (or list) of tool objects
+#   llm.tools.<i>.tool.json_schema OpenInference, flattened
+#   gen_ai.tool.definitions        OTel GenAI
+#   gen_ai.request.tools, gen_ai.request.available_tools   other GenAI-style exporters
+#   halo.tools                     the halo SDK
+DECLARED_TOOL_KEYS = ("llm.tools", "gen_ai.tool.definitions", "gen_ai.request.tools",
+                      "gen_ai.request.available_tools", "halo.tools")
+_KEYS = "|".join(k.replace(".", r"\.") for k in DECLARED_TOOL_KEYS)
+_JSON_STRING = r'"(?:[^"\\]|\\.)*"'
+# One declaration attribute in the attributes JSON: "key":"<json text>" or "key":["..."].
+DECLARATION_PATTERN = (rf'"(?:{_KEYS})(?:\.\d+\.tool\.json_schema)?":'
+                       rf'(?:{_JSON_STRING}|\[(?:{_JSON_STRING},?)*\])')
+
+NEEDED = ("trace_id", "span_id", "parent_span_id", "name", "kind", "start_ns", "end_ns",
+          "duration_ms", "status", "status_message", "model", "tokens_in", "tokens_out",
+          "tokens_total", "tool_name", "tool_args", "tool_result", "input", "output",
+          "finish_reason", "attributes", "events", "service")
+
+
+def prepare(spans: pl.DataFrame) -> pl.DataFrame:
+    """The frame sorted by trace and start time, one row per (trace_id, span_id),
+    with the analysis columns added."""
+    missing = [c for c in NEEDED if c not in spans.columns]
+    if missing:
+        raise ValueError(f"span frame: missing column(s) {', '.join(missing)} "
+                         "(see halo_nb.schema.SPAN_SCHEMA)")
+    frame = (
+        spans.select(NEEDED)
+        .with_columns(pl.col("kind").cast(pl.String), pl.col("status").cast(pl.String),
+                      # a span without a start time is placed at its end (or at 0)
+                      pl.col("start_ns").fill_null(pl.col("end_ns")).fill_null(0))
+        .unique(subset=["trace_id", "span_id"], keep="first", maintain_order=True)
+        .sort(["trace_id", "start_ns", "span_id"], nulls_last=True)
+    )
+    frame = _with_labels(frame)
+    haystack = pl.concat_str(
+        [pl.col("status_message"), pl.col("output"), pl.col("tool_result"), pl.col("attributes")],
+        separator="\n", ignore_nulls=True)
+    has_exception = pl.col("events").fill_null("").str.contains(
+        r"\"name\"\s*:\s*\"exception\"")
+    frame = frame.with_columns(
+        has_exception.alias("has_exception"),
+        ((pl.col("status") == "error").fill_null(False) | has_exception).alias("failed"),
+        pl.col("end_ns").is_null().alias("unended"),
+        haystack.fill_null("").str.contains(FAILURE_PATTERN).alias("fw_candidate"),
+        pl.when(pl.col("kind") == "llm").then(
+            pl.col("attributes").str.extract_all(DECLARATION_PATTERN)).alias("declared"),
+        pl.coalesce(pl.col("tokens_out"), pl.col("tokens_total")).cast(pl.Float64)
+        .alias("tok_value"),
+    ).with_row_index("row")
+    # Declarations as a small JSON object of just those attributes; identical ones are
+    # parsed once (detectors/common.py).
+    frame = frame.with_columns(
+        pl.when(pl.col("declared").list.len() > 0)
+        .then(pl.concat_str(pl.lit("{"), pl.col("declared").list.join(","), pl.lit("}")))
+        .alias("declared_json"))
+    # The big JSON columns go to Python only where a built-in detector reads them.
+    needs_attributes = pl.col("fw_candidate") | pl.col("failed")
+    frame = frame.with_columns(
+        pl.when(needs_attributes).then(pl.col("attributes")).alias("attributes_inline"),
+        pl.when(pl.col("has_exception")).then(pl.col("events")).alias("events_inline"),
+    )
+    # LLM latency grows with the tokens processed: LLM spans that report tokens are
+    # compared per token (a long final answer is not slow), everything else in ms.
+    per_token = (pl.col("kind") == "llm") & (pl.col("tokens_total") > 0)
+    frame = frame.with_columns(
+        pl.when(per_token).then(pl.col("duration_ms") / pl.col("tokens_total"))
+        .otherwise(pl.col("duration_ms")).alias("lat_value"),
+        pl.when(per_token).then(pl.col("tokens_total")).otherwise(1).cast(pl.Float64)
+        .alias("lat_units"),
+        pl.concat_str(pl.col("label"), pl.when(per_token).then(pl.lit("|per_token"))
+                      .otherwise(pl.lit(""))).alias("lat_group"))
+    frame = _with_outliers(frame, "lat_value", "lat_group", "lat")
+    expected = (pl.col("lat_median") * pl.col("lat_units")).alias("lat_expected_ms")
+    frame = frame.with_columns(expected).with_columns(
+        pl.col("lat_outlier") & ((pl.col("duration_ms") - pl.col("lat_expected_ms"))
+                                 >= LATENCY_MIN_EXCESS_MS).fill_null(False))
+    frame = _with_outliers(frame, "tok_value", "label", "tok")
+    return frame.with_columns(
+        pl.col("tok_outlier") & ((pl.col("tok_value") - pl.col("tok_median"))
+                                 >= TOKENS_MIN_EXCESS).fill_null(False))
+
+
+def _with_labels(frame: pl.DataFrame) -> pl.DataFrame:
+    keys = frame.select("kind", "name", "tool_name", "model").unique()
+    labels = [span_label(k, n, t, m) for k, n, t, m in keys.iter_rows()]
+    table = keys.with_columns(pl.Series("label", labels, dtype=pl.String))
+    return frame.join(table, on=["kind", "name", "tool_name", "model"], how="left",
+                      nulls_equal=True, maintain_order="left")
+
+
+def _with_outliers(frame: pl.DataFrame, column: str, group: str, prefix: str) -> pl.DataFrame:
+    """Robust z of ``column`` against all spans of the same ``group``:
+    (x - median) / (1.4826 * MAD), with the mean absolute deviation as fallback when
+    MAD is 0. Adds ``<prefix>_median``, ``<prefix>_z``, ``<prefix>_n`` and
+    ``<prefix>_outlier`` (enough samples, z and ratio over their thresholds)."""
+    x = pl.col(column)
+    median = x.median().over(group)
+    deviation = (x - median).abs()
+    spread = pl.when(deviation.median().over(group) > 0).then(
+        deviation.median().over(group) * _MAD_TO_SIGMA).otherwise(
+        deviation.mean().over(group) * 1.2533)
+    count = x.count().over(group)
+    frame = frame.with_columns(median.alias(f"{prefix}_median"),
+                               ((x - median) / spread).alias(f"{prefix}_z"),
+                               count.alias(f"{prefix}_n"))
+    z, med = pl.col(f"{prefix}_z"), pl.col(f"{prefix}_median")
+    flag = ((pl.col(f"{prefix}_n") >= OUTLIER_MIN_SAMPLES) & z.is_finite() & (z >= OUTLIER_Z)
+            & (x >= med * OUTLIER_RATIO))
+    return frame.with_columns(flag.fill_null(False).alias(f"{prefix}_outlier"))
