@@ -1,0 +1,28 @@
+/** anywidget entry point for every halo_nb view (and the static report's mount point). */
+import { App } from "./app";
+import { Channel, type Model } from "./channel";
+import css from "./styles.css";
+
+const STYLE_ID = "halo-nb-style";
+
+function ensureStyle(): void {
+  if (document.getElementById(STYLE_ID)) return;
+  const style = document.createElement("style");
+  style.id = STYLE_ID;
+  style.textContent = css;
+  document.head.appendChild(style);
+}
+
+function render({ model, el }: { model: Model; el: HTMLElement }): () => void {
+  ensureStyle();
+  const channel = new Channel(model);
+  const app = new App(channel, model.get("view") ?? "traces", model.get("height") ?? 560);
+  const traceId = model.get("trace_id");
+  if (traceId) app.expectTrace(traceId);
+  el.classList.add("halo-widget");
+  el.appendChild(app.el);
+  channel.request({ type: "ready" });
+  return () => channel.dispose();
+}
+
+export default { render };
