@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from .config import ConfigError, Settings
 from .runtime import configure, serve, settings, stop
+from .sdk import annotate, end_trace, span, start_trace
 
 if TYPE_CHECKING:
     import polars as pl
@@ -123,14 +124,14 @@ def import_snapshot(path: str | Path) -> Any:
 
 def replay(path: str | Path, endpoint: str, **options: Any) -> Any:
     """Re-send a snapshot's spans to an OTLP/HTTP endpoint."""
-    from .replay import replay as _replay
+    from .otlp_replay import replay as _replay
 
     return _replay(Path(path), endpoint, **options)
 
 
 def compare(trace_a: str, trace_b: str) -> Any:
     """Align two traces' span trees and return what changed."""
-    from .compare import compare_traces
+    from .trace_diff import compare_traces
 
     return compare_traces(store().spans(trace_a), store().spans(trace_b))
 

@@ -11,26 +11,39 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import orjson
 import polars as pl
 
 from . import semconv
 from .schema import SPAN_COLUMNS, SPAN_SCHEMA
+from .semconv import as_int, as_text, first
 
 STATUS_NAMES = {0: "unset", 1: "ok", 2: "error"}
+_STATUSES = frozenset(STATUS_NAMES.values())
+_EMPTY_LIST_JSON = "[]"
 
 
 def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    """Compact JSON text, non-ASCII kept as is (orjson when the value allows it)."""
+    try:
+        return orjson.dumps(value).decode()
+    except (TypeError, orjson.JSONEncodeError):
+        # Big ints, lone surrogates, non-str keys: the standard encoder handles them.
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
 class SpanBatchBuilder:
-    """Accumulates spans column by column; ``build()`` returns the frame."""
+    """Accumulates spans as rows of column values; ``build()`` returns the frame."""
 
     def __init__(self) -> None:
-        self._cols: dict[str, list[Any]] = {name: [] for name in SPAN_COLUMNS}
+        self._rows: list[tuple[Any, ...]] = []
+        # Spans of one request share their resource dict: encode it once (by identity).
+        self._resource: Mapping[str, Any] | None = None
+        self._resource_json = "{}"
+        self._service: str | None = None
 
     def __len__(self) -> int:
-        return len(self._cols["span_id"])
+        return len(self._rows)
 
     def add(
         self,
@@ -55,60 +68,69 @@ class SpanBatchBuilder:
         """Add one span. ``events`` items are ``{"name", "time_ns", "attributes"}``;
         ``end_ns`` None or 0 means the span never ended."""
         attrs = attributes or {}
-        res = resource or {}
+        if resource is not self._resource:
+            res = resource or {}
+            self._resource = resource
+            self._resource_json = _dumps(dict(res))
+            self._service = as_text(res.get(semconv.SERVICE_NAME))
         kind = semconv.span_kind(attrs)
         status = status_code if isinstance(status_code, str) else STATUS_NAMES.get(status_code)
-        if status not in ("unset", "ok", "error"):
+        if status not in _STATUSES:
             raise ValueError(f"status: unknown status code {status_code!r}")
         message = status_message or None
-        if message is None:
+        if message is None and events:
             message = _exception_message(events)
-        tokens_in = semconv.as_int(semconv.first(attrs, semconv.TOKENS_IN))
-        tokens_out = semconv.as_int(semconv.first(attrs, semconv.TOKENS_OUT))
-        tokens_total = semconv.as_int(semconv.first(attrs, semconv.TOKENS_TOTAL))
+        tokens_in = as_int(first(attrs, semconv.TOKENS_IN))
+        tokens_out = as_int(first(attrs, semconv.TOKENS_OUT))
+        tokens_total = as_int(first(attrs, semconv.TOKENS_TOTAL))
         if tokens_total is None and (tokens_in is not None or tokens_out is not None):
             tokens_total = (tokens_in or 0) + (tokens_out or 0)
-        tool_args = semconv.first(attrs, semconv.TOOL_ARGS)
-        tool_result = semconv.first(attrs, semconv.TOOL_RESULT)
+        tool_args = first(attrs, semconv.TOOL_ARGS)
+        tool_result = first(attrs, semconv.TOOL_RESULT)
         if kind == "tool":
             if tool_args is None:
                 tool_args = attrs.get("input.value")
             if tool_result is None:
                 tool_result = attrs.get("output.value")
         end = end_ns or None
-        c = self._cols
-        c["trace_id"].append(trace_id)
-        c["span_id"].append(span_id)
-        c["parent_span_id"].append(parent_span_id or None)
-        c["name"].append(name)
-        c["kind"].append(kind)
-        c["start_ns"].append(start_ns)
-        c["end_ns"].append(end)
-        c["duration_ms"].append(None if end is None else (end - start_ns) / 1e6)
-        c["status"].append(status)
-        c["status_message"].append(message)
-        c["service"].append(semconv.as_text(res.get(semconv.SERVICE_NAME)))
-        c["model"].append(semconv.as_text(semconv.first(attrs, semconv.MODEL)))
-        c["tokens_in"].append(tokens_in)
-        c["tokens_out"].append(tokens_out)
-        c["tokens_total"].append(tokens_total)
-        c["tool_name"].append(semconv.as_text(semconv.first(attrs, semconv.TOOL_NAME)))
-        c["tool_args"].append(semconv.as_text(tool_args))
-        c["tool_result"].append(semconv.as_text(tool_result))
-        c["input"].append(semconv.as_text(semconv.first(attrs, semconv.INPUT)))
-        c["output"].append(semconv.as_text(semconv.first(attrs, semconv.OUTPUT)))
-        c["finish_reason"].append(semconv.finish_reason(attrs))
-        c["attributes"].append(_dumps(dict(attrs)))
-        c["events"].append(_dumps([dict(e) for e in events]))
-        c["otel_kind"].append(otel_kind)
-        c["trace_state"].append(trace_state or None)
-        c["scope_name"].append(scope_name or None)
-        c["scope_version"].append(scope_version or None)
-        c["resource"].append(_dumps(dict(res)))
-        c["origin"].append(origin)
+        self._rows.append((
+            trace_id,
+            span_id,
+            parent_span_id or None,
+            name,
+            kind,
+            start_ns,
+            end,
+            None if end is None else (end - start_ns) / 1e6,
+            status,
+            message,
+            self._service,
+            as_text(first(attrs, semconv.MODEL)),
+            tokens_in,
+            tokens_out,
+            tokens_total,
+            as_text(first(attrs, semconv.TOOL_NAME)),
+            as_text(tool_args),
+            as_text(tool_result),
+            as_text(first(attrs, semconv.INPUT)),
+            as_text(first(attrs, semconv.OUTPUT)),
+            semconv.finish_reason(attrs),
+            _dumps(attrs if type(attrs) is dict else dict(attrs)),
+            _dumps([dict(e) for e in events]) if events else _EMPTY_LIST_JSON,
+            otel_kind,
+            trace_state or None,
+            scope_name or None,
+            scope_version or None,
+            self._resource_json,
+            origin,
+        ))
 
     def build(self) -> pl.DataFrame:
-        return pl.DataFrame(self._cols, schema=SPAN_SCHEMA)
+        if not self._rows:
+            return pl.DataFrame(schema=SPAN_SCHEMA)
+        columns = zip(*self._rows, strict=True)
+        return pl.DataFrame(dict(zip(SPAN_COLUMNS, map(list, columns), strict=True)),
+                            schema=SPAN_SCHEMA)
 
 
 def _exception_message(events: Sequence[Mapping[str, Any]]) -> str | None:

@@ -352,7 +352,7 @@ def _add_replay(commands: Commands, storage: argparse.ArgumentParser) -> None:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from .replay import traces_url
+    from .otlp_replay import traces_url
 
     try:
         traces_url(args.endpoint)
@@ -497,7 +497,7 @@ def _clip(text: str, width: int) -> str:
 
 def _is_data_error(exc: BaseException) -> bool:
     from .collector import CollectorError
-    from .replay import ReplayError
+    from .otlp_replay import ReplayError
 
     # ValueError covers SnapshotError, OTLPDecodeError and OTLPEncodeError; KeyError
     # covers UnknownTraceError; OSError covers missing and unreadable files.

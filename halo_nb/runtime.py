@@ -10,7 +10,7 @@ from .config import Settings, load_settings
 
 if TYPE_CHECKING:
     from .collector import Collector
-    from .store import SpanStore
+    from .span_store import SpanStore
 
 _lock = threading.RLock()
 _settings: Settings | None = None
@@ -38,7 +38,8 @@ def configure(**overrides: Any) -> Settings:
         if storage_changed or (new.host, new.port, new.max_body_bytes) != (
                 settings().host, settings().port, settings().max_body_bytes):
             stop()
-        if storage_changed:
+        if storage_changed and _store is not None:
+            _store.close()
             _store = None
         _settings = new
         return new
@@ -48,7 +49,7 @@ def store() -> SpanStore:
     global _store
     with _lock:
         if _store is None:
-            from .store import SpanStore
+            from .span_store import SpanStore
 
             s = settings()
             _store = SpanStore(s.storage_path if s.persist else None,

@@ -33,11 +33,11 @@ import polars as pl
 
 from .otlp import OTLPDecodeError, decode_json
 from .otlp_encode import encode_request
-from .store import UnknownTraceError
+from .span_store import UnknownTraceError
 from .traces_summary import summarise_traces
 
 if TYPE_CHECKING:
-    from .store import SpanStore
+    from .span_store import SpanStore
 
 FORMAT = "halo_nb.snapshot"
 VERSION = 1

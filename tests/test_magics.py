@@ -17,7 +17,6 @@ from halo_nb import runtime
 from halo_nb.collector import Collector
 
 HAS_SNAPSHOTS = importlib.util.find_spec("halo_nb.snapshot") is not None
-HAS_COMPARE = importlib.util.find_spec("halo_nb.compare") is not None
 
 
 @pytest.fixture
@@ -174,7 +173,6 @@ def test_export_and_import(shell: InteractiveShell, capsys: pytest.CaptureFixtur
     assert err.strip() == "%halo export: unknown trace id 'ffffffff'"
 
 
-@pytest.mark.skipif(not HAS_COMPARE, reason="halo_nb.compare is not written yet")
 def test_compare(shell: InteractiveShell, capsys: pytest.CaptureFixture[str]) -> None:
     before = record_trace("agent", tool_result="3 results")
     after = record_trace("agent", tool_result="no results", extra_step=True)

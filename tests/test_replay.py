@@ -16,10 +16,10 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from halo_nb.collector import Collector
 from halo_nb.otlp import decode_json, decode_protobuf
 from halo_nb.otlp_encode import any_value, encode_request, request_to_protobuf
-from halo_nb.replay import ReplayError, replay, split_request, traces_url
+from halo_nb.otlp_replay import ReplayError, replay, split_request, traces_url
 from halo_nb.schema import SPAN_COLUMNS
 from halo_nb.snapshot import SnapshotChecksumError, checksum, export_snapshot
-from halo_nb.store import SpanStore
+from halo_nb.span_store import SpanStore
 
 COMPARED = [c for c in SPAN_COLUMNS if c != "origin"]
 

@@ -30,7 +30,7 @@ from halo_nb.collector import Collector
 from halo_nb.otel_spans import readable_spans_to_frame
 from halo_nb.otlp import decode_protobuf
 from halo_nb.sdk import annotate, end_trace, span, start_trace
-from halo_nb.store import SpanStore
+from halo_nb.span_store import SpanStore
 
 
 @pytest.fixture(autouse=True)

@@ -24,7 +24,7 @@ from halo_nb.snapshot import (
     export_snapshot,
     import_snapshot,
 )
-from halo_nb.store import SpanStore, UnknownTraceError
+from halo_nb.span_store import SpanStore, UnknownTraceError
 
 TRACE = "0af7651916cd43dd8448eb211c80319c"
 OTHER = "4bf92f3577b34da6a3ce929d0e0e4736"

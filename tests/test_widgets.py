@@ -18,7 +18,7 @@ from browser.corpus import MS, agent_trace, agent_traces, trace_id_of
 import halo_nb
 from halo_nb.batch import SpanBatchBuilder
 from halo_nb.rlm import analyze_frame
-from halo_nb.store import SpanStore, UnknownTraceError
+from halo_nb.span_store import SpanStore, UnknownTraceError
 from halo_nb.widgets import Clusters, Dashboard, Insights, TraceList, Waterfall
 from halo_nb.widgets.arrow import frame_to_ipc
 from halo_nb.widgets.charts import chart_figures

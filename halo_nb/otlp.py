@@ -1,0 +1,393 @@
+"""OTLP trace requests (protobuf or JSON) → one span frame, through SpanBatchBuilder.
+
+Public functions:
+
+- ``decode_protobuf(body, origin=None)``: the bytes of an ``ExportTraceServiceRequest``.
+- ``decode_json(body, origin=None)``: the OTLP JSON mapping, as bytes, str, or an already
+  parsed dict (snapshot import passes its dict here; ``decode_request_dict`` is the same
+  function under the name that says so). Ids are hex; int64 values may be JSON strings
+  or numbers; field names may be lowerCamelCase (the OTLP spelling) or snake_case (what
+  protobuf's JSON parser also accepts); enums may be numbers or their names
+  (``SPAN_KIND_SERVER``, ``STATUS_CODE_ERROR``).
+
+Both return a ``DecodeResult``: ``frame`` (SPAN_SCHEMA), ``rejected`` (spans dropped)
+and ``errors`` (one line per rejected span naming where it was and why, e.g.
+``resourceSpans[0].scopeSpans[0].spans[3]: traceId must be 16 bytes, got 15``),
+which the collector reports as OTLP partial success. A body that is not a request at
+all raises ``OTLPDecodeError`` (a ValueError) whose message names the problem.
+
+Attribute values become plain Python values: strings, bools, ints, floats, lists and
+dicts; bytes become base64 text (as in OTLP JSON), so both encodings give the same
+frame. ``otel_kind`` holds the OTel span kind in lower case: ``internal``,
+``server``, ``client``, ``producer``, ``consumer`` or ``unspecified``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import polars as pl
+from google.protobuf.message import DecodeError
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from .batch import SpanBatchBuilder
+
+OTEL_KINDS = ("unspecified", "internal", "server", "client", "producer", "consumer")
+_KIND_NAMES = {f"SPAN_KIND_{k.upper()}": k for k in OTEL_KINDS}
+_STATUS_NAMES = {"STATUS_CODE_UNSET": 0, "STATUS_CODE_OK": 1, "STATUS_CODE_ERROR": 2}
+MAX_REPORTED_ERRORS = 20
+
+
+class OTLPDecodeError(ValueError):
+    """The body is not an OTLP trace request; nothing in it can be stored."""
+
+
+@dataclass
+class DecodeResult:
+    frame: pl.DataFrame
+    rejected: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def accepted(self) -> int:
+        return self.frame.height
+
+    def error_message(self) -> str:
+        """One line for an OTLP partial-success ``error_message``."""
+        shown = "; ".join(self.errors[:MAX_REPORTED_ERRORS])
+        more = len(self.errors) - MAX_REPORTED_ERRORS
+        return shown + (f"; and {more} more" if more > 0 else "")
+
+
+# ---- protobuf ------------------------------------------------------------------------------
+
+
+def decode_protobuf(body: bytes, origin: str | None = None) -> DecodeResult:
+    """Decode an OTLP/HTTP protobuf ``ExportTraceServiceRequest``."""
+    request = ExportTraceServiceRequest()
+    try:
+        request.ParseFromString(body)
+    except DecodeError as exc:
+        raise OTLPDecodeError(
+            f"body is not a valid protobuf ExportTraceServiceRequest ({exc})") from None
+    builder = SpanBatchBuilder()
+    add = builder.add
+    errors: list[str] = []
+    for r, resource_spans in enumerate(request.resource_spans):
+        resource = _pb_attributes(resource_spans.resource.attributes)
+        for s, scope_spans in enumerate(resource_spans.scope_spans):
+            scope = scope_spans.scope
+            scope_name = scope.name
+            scope_version = scope.version
+            for i, span in enumerate(scope_spans.spans):
+                trace_id = span.trace_id
+                span_id = span.span_id
+                parent = span.parent_span_id
+                status = span.status
+                code = status.code
+                if (len(trace_id) != 16 or len(span_id) != 8 or trace_id == _ZERO_TRACE
+                        or span_id == _ZERO_SPAN or (parent and len(parent) != 8)
+                        or not 0 <= code <= 2):
+                    reason = _pb_problem(trace_id, span_id, parent, code)
+                    errors.append(f"resourceSpans[{r}].scopeSpans[{s}].spans[{i}]: {reason}")
+                    continue
+                events = span.events
+                kind = span.kind
+                add(
+                    trace_id=trace_id.hex(),
+                    span_id=span_id.hex(),
+                    parent_span_id=parent.hex() if parent else None,
+                    name=span.name,
+                    start_ns=span.start_time_unix_nano,
+                    end_ns=span.end_time_unix_nano,
+                    status_code=code,
+                    status_message=status.message,
+                    attributes=_pb_attributes(span.attributes),
+                    events=[
+                        {"name": e.name, "time_ns": e.time_unix_nano,
+                         "attributes": _pb_attributes(e.attributes)}
+                        for e in events
+                    ] if events else (),
+                    resource=resource,
+                    otel_kind=OTEL_KINDS[kind] if 0 <= kind < 6 else "unspecified",
+                    trace_state=span.trace_state,
+                    scope_name=scope_name,
+                    scope_version=scope_version,
+                    origin=origin,
+                )
+    return DecodeResult(builder.build(), len(errors), errors)
+
+
+_ZERO_TRACE = bytes(16)
+_ZERO_SPAN = bytes(8)
+
+
+def _pb_problem(trace_id: bytes, span_id: bytes, parent: bytes, code: int) -> str:
+    if len(trace_id) != 16:
+        return f"traceId must be 16 bytes, got {len(trace_id)}"
+    if not any(trace_id):
+        return "traceId must not be all zeros"
+    if len(span_id) != 8:
+        return f"spanId must be 8 bytes, got {len(span_id)}"
+    if not any(span_id):
+        return "spanId must not be all zeros"
+    if parent and len(parent) != 8:
+        return f"parentSpanId must be empty or 8 bytes, got {len(parent)}"
+    return f"status.code {code} is not a StatusCode (0, 1 or 2)"
+
+
+_PB_SCALARS = frozenset(("string_value", "bool_value", "int_value", "double_value"))
+
+
+def _pb_attributes(key_values: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for kv in key_values:
+        value = kv.value
+        which = value.WhichOneof("value")
+        out[kv.key] = getattr(value, which) if which in _PB_SCALARS else _pb_value(value, which)
+    return out
+
+
+def _pb_value(value: Any, which: str | None) -> Any:
+    if which is None:
+        return None
+    if which in _PB_SCALARS:
+        return getattr(value, which)
+    if which == "array_value":
+        return [_pb_value(x, x.WhichOneof("value")) for x in value.array_value.values]
+    if which == "kvlist_value":
+        return _pb_attributes(value.kvlist_value.values)
+    return base64.b64encode(value.bytes_value).decode("ascii")
+
+
+# ---- JSON ----------------------------------------------------------------------------------
+
+
+def decode_json(body: bytes | str | Mapping[str, Any], origin: str | None = None) -> DecodeResult:
+    """Decode an OTLP/HTTP JSON ``ExportTraceServiceRequest`` (bytes, str or parsed dict)."""
+    if isinstance(body, Mapping):
+        request = body
+    else:
+        try:
+            request = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise OTLPDecodeError(f"body is not valid UTF-8 JSON ({exc})") from None
+    if not isinstance(request, Mapping):
+        raise OTLPDecodeError(
+            f"body must be a JSON object (ExportTraceServiceRequest), got {_type(request)}")
+    resource_spans_list = _list(request, "resourceSpans", "resource_spans", "")
+    builder = SpanBatchBuilder()
+    errors: list[str] = []
+    for r, resource_spans in enumerate(resource_spans_list):
+        where_r = f"resourceSpans[{r}]"
+        _need_object(resource_spans, where_r)
+        resource_obj = resource_spans.get("resource") or {}
+        _need_object(resource_obj, f"{where_r}.resource")
+        resource = _json_attributes(resource_obj.get("attributes"), f"{where_r}.resource")
+        scope_spans_list = _list(resource_spans, "scopeSpans", "scope_spans", where_r)
+        for s, scope_spans in enumerate(scope_spans_list):
+            where_s = f"{where_r}.scopeSpans[{s}]"
+            _need_object(scope_spans, where_s)
+            scope = scope_spans.get("scope") or {}
+            _need_object(scope, f"{where_s}.scope")
+            for i, span in enumerate(_list(scope_spans, "spans", "spans", where_s)):
+                where = f"{where_s}.spans[{i}]"
+                try:
+                    fields = _json_span(span)
+                except _SpanProblem as exc:
+                    errors.append(f"{where}: {exc}")
+                    continue
+                builder.add(
+                    **fields,
+                    resource=resource,
+                    scope_name=_str(scope.get("name")),
+                    scope_version=_str(scope.get("version")),
+                    origin=origin,
+                )
+    return DecodeResult(builder.build(), len(errors), errors)
+
+
+decode_request_dict = decode_json
+
+
+class _SpanProblem(ValueError):
+    pass
+
+
+def _json_span(span: Any) -> dict[str, Any]:
+    if not isinstance(span, Mapping):
+        raise _SpanProblem(f"must be an object, got {_type(span)}")
+    trace_id = _json_id(_get(span, "traceId", "trace_id"), "traceId", 16, required=True)
+    span_id = _json_id(_get(span, "spanId", "span_id"), "spanId", 8, required=True)
+    parent = _json_id(_get(span, "parentSpanId", "parent_span_id"), "parentSpanId", 8,
+                      required=False)
+    status = span.get("status") or {}
+    if not isinstance(status, Mapping):
+        raise _SpanProblem(f"status must be an object, got {_type(status)}")
+    code = status.get("code", 0)
+    code = _STATUS_NAMES.get(code, code) if isinstance(code, str) else code
+    if code not in (0, 1, 2) or isinstance(code, bool):
+        raise _SpanProblem(f"status.code {code!r} is not a StatusCode (0, 1 or 2)")
+    kind = span.get("kind", 0)
+    # Like protobuf, an unknown kind is kept as "unspecified" rather than losing the span.
+    if isinstance(kind, str):
+        otel_kind = _KIND_NAMES.get(kind, "unspecified")
+    elif isinstance(kind, int) and 0 <= kind < len(OTEL_KINDS):
+        otel_kind = OTEL_KINDS[kind]
+    else:
+        otel_kind = "unspecified"
+    try:
+        attributes = _json_attributes(span.get("attributes"), "attributes")
+        events = [_json_event(e, n) for n, e in enumerate(span.get("events") or ())]
+    except OTLPDecodeError as exc:
+        raise _SpanProblem(str(exc)) from None
+    return {
+        "trace_id": trace_id,
+        "span_id": span_id,
+        "parent_span_id": parent,
+        "name": _str(span.get("name")) or "",
+        "start_ns": _int64(_get(span, "startTimeUnixNano", "start_time_unix_nano"),
+                           "startTimeUnixNano"),
+        "end_ns": _int64(_get(span, "endTimeUnixNano", "end_time_unix_nano"),
+                         "endTimeUnixNano"),
+        "status_code": code,
+        "status_message": _str(status.get("message")),
+        "attributes": attributes,
+        "events": events,
+        "otel_kind": otel_kind,
+        "trace_state": _str(_get(span, "traceState", "trace_state")),
+    }
+
+
+def _json_event(event: Any, n: int) -> dict[str, Any]:
+    if not isinstance(event, Mapping):
+        raise OTLPDecodeError(f"events[{n}] must be an object, got {_type(event)}")
+    try:
+        time_ns = _int64(_get(event, "timeUnixNano", "time_unix_nano"), "timeUnixNano")
+    except _SpanProblem as exc:
+        raise OTLPDecodeError(f"events[{n}].{exc}") from None
+    return {
+        "name": _str(event.get("name")) or "",
+        "time_ns": time_ns,
+        "attributes": _json_attributes(event.get("attributes"), f"events[{n}].attributes"),
+    }
+
+
+def _json_id(value: Any, name: str, size: int, *, required: bool) -> str | None:
+    if value is None or value == "":
+        if required:
+            raise _SpanProblem(f"{name} is missing")
+        return None
+    if not isinstance(value, str):
+        raise _SpanProblem(f"{name} must be a hex string, got {_type(value)}")
+    if len(value) == 2 * size:
+        try:
+            raw = bytes.fromhex(value)
+        except ValueError:
+            raise _SpanProblem(f"{name} {value!r} is not hex") from None
+    elif len(value) == 4 * ((size + 2) // 3):
+        # Protobuf's canonical JSON writes bytes as base64; accept it when unambiguous.
+        try:
+            raw = base64.b64decode(value, validate=True)
+        except binascii.Error:
+            raise _SpanProblem(f"{name} {value!r} is neither hex nor base64") from None
+    else:
+        raise _SpanProblem(f"{name} must be {size} bytes ({2 * size} hex digits), "
+                           f"got {len(value)} characters")
+    if len(raw) != size:
+        raise _SpanProblem(f"{name} must be {size} bytes, got {len(raw)}")
+    if not any(raw):
+        raise _SpanProblem(f"{name} must not be all zeros")
+    return raw.hex()
+
+
+def _json_attributes(items: Any, where: str) -> dict[str, Any]:
+    if items is None:
+        return {}
+    if not isinstance(items, list):
+        raise OTLPDecodeError(f"{where} must be a list of {{key, value}}, got {_type(items)}")
+    out: dict[str, Any] = {}
+    for n, kv in enumerate(items):
+        if not isinstance(kv, Mapping) or not isinstance(kv.get("key"), str):
+            raise OTLPDecodeError(f"{where}[{n}] must be an object with a string key")
+        out[kv["key"]] = _json_value(kv.get("value"), f"{where}[{n}] ({kv['key']})")
+    return out
+
+
+def _json_value(value: Any, where: str) -> Any:
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise OTLPDecodeError(f"{where}: value must be an AnyValue object, got {_type(value)}")
+    for key, item in value.items():
+        if key in ("stringValue", "string_value"):
+            return item
+        if key in ("boolValue", "bool_value"):
+            return bool(item)
+        if key in ("intValue", "int_value"):
+            try:
+                return int(item)
+            except (TypeError, ValueError):
+                raise OTLPDecodeError(f"{where}: intValue {item!r} is not an integer") from None
+        if key in ("doubleValue", "double_value"):
+            try:
+                return float(item)
+            except (TypeError, ValueError):
+                raise OTLPDecodeError(f"{where}: doubleValue {item!r} is not a number") from None
+        if key in ("arrayValue", "array_value"):
+            values = (item or {}).get("values") or []
+            return [_json_value(v, f"{where}[{n}]") for n, v in enumerate(values)]
+        if key in ("kvlistValue", "kvlist_value"):
+            return _json_attributes((item or {}).get("values"), where)
+        if key in ("bytesValue", "bytes_value"):
+            return item
+    return None
+
+
+def _get(obj: Mapping[str, Any], camel: str, snake: str) -> Any:
+    value = obj.get(camel)
+    return obj.get(snake) if value is None else value
+
+
+def _list(obj: Mapping[str, Any], camel: str, snake: str, where: str) -> list[Any]:
+    value = _get(obj, camel, snake)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        path = f"{where}.{camel}" if where else camel
+        raise OTLPDecodeError(f"{path} must be a list, got {_type(value)}")
+    return value
+
+
+def _need_object(value: Any, where: str) -> None:
+    if not isinstance(value, Mapping):
+        raise OTLPDecodeError(f"{where} must be an object, got {_type(value)}")
+
+
+def _int64(value: Any, name: str) -> int:
+    if value is None or value == "":
+        return 0
+    if isinstance(value, bool):
+        raise _SpanProblem(f"{name} must be an integer, got a boolean")
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise _SpanProblem(f"{name} {value!r} is not an integer") from None
+    if not 0 <= number < 2**63:
+        raise _SpanProblem(f"{name} {value!r} is out of range")
+    return number
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _type(value: Any) -> str:
+    return {dict: "an object", list: "a list", str: "a string", int: "a number",
+            float: "a number", bool: "a boolean", type(None): "null"}.get(type(value),
+                                                                           type(value).__name__)

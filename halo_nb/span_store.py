@@ -1,0 +1,412 @@
+"""SpanStore: the span frame in memory, persisted as append-only Parquet parts.
+
+Appends are short and thread-safe (the collector thread calls them while the
+kernel reads). Reads return snapshots: a Polars frame the caller may keep or
+mutate without touching the store.
+
+Memory layout: ``_pending`` holds the frames appended since the last flush;
+``_sealed`` holds larger rechunked frames, each backed by the Parquet parts that hold
+its spans. A background thread seals pending frames every ``FLUSH_INTERVAL_S``
+(writing them as one new part), merges small sealed frames in memory, and rewrites a
+frame spread over many parts as one part, so neither the number of in-memory chunks
+nor the number of files grows with every request, and no span is rewritten often.
+Parts are written to a temporary file and ``os.replace``-d into place, so a crash
+leaves either the old parts or the new one, never half a file; loading drops
+duplicate spans, which makes an interrupted compaction harmless.
+
+Retention drops whole traces whose newest span started more than
+``retention_days`` ago, at load and then every ``RETENTION_INTERVAL_S``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+
+from .schema import SPAN_SCHEMA, empty_spans
+from .traces_summary import summarise_traces, update_summary
+
+log = logging.getLogger(__name__)
+
+FLUSH_INTERVAL_S = 0.25
+RETENTION_INTERVAL_S = 60.0
+# Sealed chunks merge pairwise while the newer is at least half the older, up to this size.
+MERGE_LIMIT_ROWS = 200_000
+# A sealed chunk spread over this many Parquet parts is rewritten as one.
+COMPACT_PARTS = 16
+PART_GLOB = "part-*.parquet"
+
+
+class UnknownTraceError(KeyError):
+    """No stored span has this trace id."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "unknown trace"
+
+
+@dataclass
+class _Sealed:
+    """A rechunked frame and the Parquet parts on disk that hold exactly its spans."""
+
+    frame: pl.DataFrame
+    parts: list[Path] = field(default_factory=list)
+
+
+class SpanStore:
+    """Spans in memory (Polars) and, when ``path`` is given, on disk (Parquet parts)."""
+
+    def __init__(self, path: Path | str | None, retention_days: float | None = None) -> None:
+        self.path = Path(path) if path is not None else None
+        self.retention_days = retention_days
+        self._lock = threading.Lock()
+        self._flush_lock = threading.Lock()
+        self._sealed: list[_Sealed] = []
+        self._pending: list[pl.DataFrame] = []
+        # 64-bit hashes of (trace_id, span_id) already stored: a compact first check for
+        # duplicates (exporter retries); a hit is confirmed against the stored ids.
+        self._keys: set[int] = set()
+        self._trace_ids: dict[str, None] = {}
+        self._count = 0
+        self._version = 0
+        self._snapshot: tuple[int, pl.DataFrame] | None = None
+        # The trace table as of a version, and the traces that got spans since.
+        self._traces: tuple[int, pl.DataFrame] | None = None
+        self._touched: set[str] = set()
+        self._summary_lock = threading.Lock()
+        self._subscribers: dict[int, Callable[[int], None]] = {}
+        self._subscriber_ids = itertools.count()
+        self._closed = False
+        self._wake = threading.Event()
+        self._last_retention = time.monotonic()
+        if self.path is not None:
+            self.path.mkdir(parents=True, exist_ok=True)
+            self._load()
+        self._flusher = threading.Thread(target=self._flush_loop, name="halo-store-flush",
+                                         daemon=True)
+        self._flusher.start()
+
+    # ---- writing -------------------------------------------------------------------------
+
+    def append(self, frame: pl.DataFrame) -> int:
+        """Add spans; spans whose (trace_id, span_id) is already stored are skipped.
+        Returns the number of new spans."""
+        if frame.height == 0:
+            return 0
+        if self._closed:
+            raise RuntimeError("SpanStore is closed")
+        frame = _conform(frame)
+        if not frame.select(_ID_PAIR.is_first_distinct().all()).item():
+            frame = frame.filter(_ID_PAIR.is_first_distinct())
+        keys = _key_hashes(frame)
+        with self._lock:
+            seen = self._keys
+            maybe_stored = [k in seen for k in keys]
+            if any(maybe_stored):
+                keep = self._not_stored(frame, maybe_stored)
+                frame = frame.filter(pl.Series(keep, dtype=pl.Boolean))
+                keys = [k for k, kept in zip(keys, keep, strict=True) if kept]
+            added = frame.height
+            if added == 0:
+                return 0
+            seen.update(keys)
+            trace_ids = frame["trace_id"].unique(maintain_order=True).to_list()
+            self._trace_ids.update(dict.fromkeys(trace_ids))
+            self._touched.update(trace_ids)
+            self._pending.append(frame)
+            self._count += added
+            self._version += 1
+            version = self._version
+            subscribers = list(self._subscribers.values())
+        for callback in subscribers:
+            try:
+                callback(version)
+            except Exception:
+                log.exception("SpanStore subscriber failed")
+        return added
+
+    def _not_stored(self, frame: pl.DataFrame, maybe_stored: list[bool]) -> list[bool]:
+        """Which rows are really new, given which ones' key hashes were seen (call with the
+        lock held). Hashes only shortlist: the ids are compared exactly."""
+        candidates = frame.filter(pl.Series(maybe_stored, dtype=pl.Boolean)).select(_ID_COLUMNS)
+        frames = [s.frame.select(_ID_COLUMNS) for s in self._sealed]
+        frames += [f.select(_ID_COLUMNS) for f in self._pending]
+        stored = candidates.join(pl.concat(frames), on=_ID_COLUMNS, how="semi")
+        duplicate = set(zip(stored["trace_id"], stored["span_id"], strict=True))
+        return [not (hit and (t, s) in duplicate) for hit, t, s in
+                zip(maybe_stored, frame["trace_id"], frame["span_id"], strict=True)]
+
+    # ---- reading -------------------------------------------------------------------------
+
+    @property
+    def version(self) -> int:
+        """Grows with every append that added spans and every retention pass that dropped
+        some."""
+        return self._version
+
+    def __len__(self) -> int:
+        return self._count
+
+    def spans(self, trace_id: str | None = None) -> pl.DataFrame:
+        """Every stored span, or one trace's, as a new frame with the SPAN_SCHEMA columns."""
+        frame = self._all()
+        if trace_id is None:
+            return frame.clone()
+        if trace_id not in self._trace_ids:
+            raise UnknownTraceError(f"no stored spans for trace_id {trace_id!r}")
+        return frame.filter(pl.col("trace_id") == trace_id).sort("start_ns")
+
+    def traces(self) -> pl.DataFrame:
+        """One row per trace (see ``traces_summary``), newest first. Between calls only
+        the traces that received spans are summarised again."""
+        with self._summary_lock:
+            with self._lock:
+                version = self._version
+                cached = self._traces
+                touched = self._touched
+                self._touched = set()
+            if cached is not None and cached[0] == version:
+                return cached[1].clone()
+            spans = self._all()
+            if cached is None or len(touched) * 4 > cached[1].height:
+                table = summarise_traces(spans)
+            else:
+                table = update_summary(cached[1], spans, list(touched))
+            self._traces = (version, table)
+            return table.clone()
+
+    def trace_ids(self) -> list[str]:
+        """Trace ids in the order their first span arrived."""
+        with self._lock:
+            return list(self._trace_ids)
+
+    def subscribe(self, callback: Callable[[int], None]) -> Callable[[], None]:
+        """Call ``callback(version)`` (from the appending thread) after every append that
+        added spans. Returns a function that unsubscribes."""
+        with self._lock:
+            token = next(self._subscriber_ids)
+            self._subscribers[token] = callback
+
+        def unsubscribe() -> None:
+            with self._lock:
+                self._subscribers.pop(token, None)
+
+        return unsubscribe
+
+    def _all(self) -> pl.DataFrame:
+        with self._lock:
+            version = self._version
+            if self._snapshot is not None and self._snapshot[0] == version:
+                return self._snapshot[1]
+            frames = [s.frame for s in self._sealed] + self._pending
+        if not frames:
+            frame = empty_spans()
+        elif len(frames) == 1:
+            frame = frames[0]
+        else:
+            frame = pl.concat(frames, how="vertical", rechunk=False)
+        with self._lock:
+            if self._version == version:
+                self._snapshot = (version, frame)
+        return frame
+
+    # ---- lifecycle -----------------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Seal pending spans now (and write them, when persistent)."""
+        with self._flush_lock:
+            self._seal_pending()
+            self._merge_sealed()
+
+    def close(self) -> None:
+        """Flush and stop the background thread. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self._wake.set()
+        self._flusher.join(timeout=30)
+        self.flush()
+
+    def __enter__(self) -> SpanStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _flush_loop(self) -> None:
+        while not self._closed:
+            self._wake.wait(FLUSH_INTERVAL_S)
+            if self._closed:
+                return
+            try:
+                self.flush()
+                if (self.retention_days is not None
+                        and time.monotonic() - self._last_retention > RETENTION_INTERVAL_S):
+                    self.apply_retention()
+            except Exception:
+                log.exception("SpanStore background flush failed; will retry")
+
+    def _seal_pending(self) -> None:
+        with self._lock:
+            count = len(self._pending)
+            batch = self._pending[:count]
+        if not count:
+            return
+        frame = pl.concat(batch, how="vertical", rechunk=True) if count > 1 else batch[0]
+        parts = [self._write_part(frame)] if self.path is not None else []
+        with self._lock:
+            self._sealed.append(_Sealed(frame, parts))
+            del self._pending[:count]
+            self._snapshot = None  # it may hold the pending frames just replaced
+
+    def _merge_sealed(self) -> None:
+        """Keep the chunk count logarithmic: merge the two newest sealed chunks in memory
+        while the newer is at least half the older and the result stays under
+        MERGE_LIMIT_ROWS. On disk a chunk keeps its parts until it covers COMPACT_PARTS of
+        them, then it is written as one part and they are deleted."""
+        while True:
+            with self._lock:
+                if len(self._sealed) < 2:
+                    break
+                older, newer = self._sealed[-2], self._sealed[-1]
+            rows = older.frame.height + newer.frame.height
+            if newer.frame.height * 2 < older.frame.height or rows > MERGE_LIMIT_ROWS:
+                break
+            frame = pl.concat([older.frame, newer.frame], how="vertical", rechunk=True)
+            with self._lock:
+                self._sealed[-2:] = [_Sealed(frame, older.parts + newer.parts)]
+                self._snapshot = None
+        if self.path is None:
+            return
+        with self._lock:
+            crowded = [c for c in self._sealed if len(c.parts) >= COMPACT_PARTS]
+        for chunk in crowded:
+            old_parts = chunk.parts
+            chunk.parts = [self._write_part(chunk.frame)]
+            for part in old_parts:
+                _unlink(part)
+
+    # ---- retention -----------------------------------------------------------------------
+
+    def apply_retention(self, now_ns: int | None = None) -> int:
+        """Drop traces whose newest span started more than ``retention_days`` ago (memory and
+        disk). Returns the number of spans dropped."""
+        self._last_retention = time.monotonic()
+        if self.retention_days is None:
+            return 0
+        cutoff = (now_ns or time.time_ns()) - int(self.retention_days * 86_400e9)
+        with self._flush_lock:
+            self._seal_pending()
+            frame = self._all()
+            expired = (frame.group_by("trace_id").agg(pl.col("start_ns").max())
+                       .filter(pl.col("start_ns") < cutoff)["trace_id"])
+            if expired.len() == 0:
+                return 0
+            expired_list = expired.to_list()
+            with self._lock:
+                sealed = list(self._sealed)
+            replaced: list[_Sealed] = []
+            dropped_keys: list[int] = []
+            for chunk in sealed:
+                gone = chunk.frame["trace_id"].is_in(expired_list)
+                if not gone.any():
+                    replaced.append(chunk)
+                    continue
+                dropped = chunk.frame.filter(gone)
+                dropped_keys.extend(_key_hashes(dropped))
+                kept = chunk.frame.filter(~gone)
+                parts = [self._write_part(kept)] if self.path is not None and kept.height else []
+                for part in chunk.parts:
+                    _unlink(part)
+                if kept.height:
+                    replaced.append(_Sealed(kept, parts))
+            with self._lock:
+                self._sealed = replaced  # only this thread (holding _flush_lock) changes it
+                self._keys.difference_update(dropped_keys)
+                for trace_id in expired_list:
+                    self._trace_ids.pop(trace_id, None)
+                for pending in self._pending:  # spans of those traces that arrived meanwhile
+                    self._trace_ids.update(dict.fromkeys(pending["trace_id"]))
+                self._count -= len(dropped_keys)
+                self._version += 1
+                self._snapshot = None
+                self._traces = None
+            return len(dropped_keys)
+
+    # ---- disk ----------------------------------------------------------------------------
+
+    def _write_part(self, frame: pl.DataFrame) -> Path:
+        assert self.path is not None
+        name = f"part-{time.time_ns():020d}-{os.getpid()}-{uuid.uuid4().hex[:8]}.parquet"
+        final = self.path / name
+        temp = self.path / f".{name}.tmp"
+        frame.write_parquet(temp, compression="zstd", compression_level=1, statistics=False)
+        with temp.open("rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(temp, final)
+        return final
+
+    def _load(self) -> None:
+        assert self.path is not None
+        for stale in self.path.glob(".part-*.tmp"):
+            _unlink(stale)
+        parts: list[Path] = []
+        frames = []
+        for part in sorted(self.path.glob(PART_GLOB)):
+            try:
+                frames.append(_conform(pl.read_parquet(part)))
+            except Exception as exc:  # a foreign or damaged file must not block startup
+                log.warning("halo_nb: skipping unreadable part %s: %s", part, exc)
+                continue
+            parts.append(part)
+        if not frames:
+            return
+        frame = pl.concat(frames, how="vertical", rechunk=True)
+        frame = frame.unique(subset=["trace_id", "span_id"], keep="first", maintain_order=True)
+        self._keys = set(_key_hashes(frame))
+        self._trace_ids = dict.fromkeys(frame["trace_id"].unique(maintain_order=True).to_list())
+        self._count = frame.height
+        if len(parts) == 1:
+            self._sealed = [_Sealed(frame, parts)]
+        else:
+            self._sealed = [_Sealed(frame, [self._write_part(frame)])]
+            for part in parts:
+                _unlink(part)
+        self._version = 1
+        self.apply_retention()
+
+
+_ID_COLUMNS = ["trace_id", "span_id"]
+_ID_PAIR = pl.struct(_ID_COLUMNS)
+
+
+def _key_hashes(frame: pl.DataFrame) -> list[int]:
+    return frame.select(pl.concat_str(_ID_COLUMNS, separator="/").hash(seed=0x4A10)
+                        ).to_series().to_list()
+
+
+def _conform(frame: pl.DataFrame) -> pl.DataFrame:
+    """The frame with exactly the SPAN_SCHEMA columns, in order (missing ones null)."""
+    if list(frame.schema.items()) == list(SPAN_SCHEMA.items()):
+        return frame
+    return frame.select(
+        (pl.col(name) if name in frame.columns else pl.lit(None)).cast(dtype).alias(name)
+        for name, dtype in SPAN_SCHEMA.items()
+    )
+
+
+def _unlink(path: Path | None) -> None:
+    if path is None:
+        return
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass

@@ -1,0 +1,290 @@
+"""The OTLP/HTTP collector: status codes and bodies per the spec, bad input never losing
+stored spans, concurrency, lifecycle."""
+
+from __future__ import annotations
+
+import gzip
+import http.client
+import json
+import socket
+import threading
+import tracemalloc
+import zlib
+from collections.abc import Iterator
+
+import pytest
+from google.rpc.status_pb2 import Status
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from otlp_factory import json_request, protobuf_body, span
+
+import halo_nb
+from halo_nb.collector import Collector, CollectorError
+from halo_nb.span_store import SpanStore
+
+PROTOBUF = "application/x-protobuf"
+JSON = "application/json"
+
+
+def post(collector: Collector, body: bytes, content_type: str | None = PROTOBUF,
+         path: str = "/v1/traces", method: str = "POST",
+         headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", collector.port, timeout=30)
+    try:
+        all_headers = dict(headers or {})
+        if content_type is not None:
+            all_headers["Content-Type"] = content_type
+        conn.request(method, path, body=body, headers=all_headers)
+        response = conn.getresponse()
+        return response.status, dict(response.getheaders()), response.read()
+    finally:
+        conn.close()
+
+
+def status_message(content_type: str, body: bytes) -> str:
+    if content_type.startswith(JSON):
+        return json.loads(body)["message"]
+    return Status.FromString(body).message
+
+
+@pytest.fixture
+def seeded(collector: Collector, memory_store: SpanStore) -> Iterator[Collector]:
+    """The collector with 3 spans stored; afterwards, they must all still be there and the
+    collector must still accept a good request."""
+    code, _, _ = post(collector, protobuf_body([span("a"), span("b"), span("c")]))
+    assert code == 200
+    before = memory_store.spans()
+    yield collector
+    assert collector.running
+    after = memory_store.spans()
+    assert after.height >= 3 and before.join(after, on=["trace_id", "span_id"]).height == 3
+    assert post(collector, protobuf_body([span("after")]))[0] == 200
+
+
+def test_protobuf_and_json_requests_are_accepted(collector: Collector,
+                                                 memory_store: SpanStore) -> None:
+    code, headers, body = post(collector, protobuf_body([span("pb")]))
+    assert (code, headers["Content-Type"]) == (200, PROTOBUF)
+    assert ExportTraceServiceResponse.FromString(body) == ExportTraceServiceResponse()
+    as_json = json.dumps(json_request([span("js")])).encode()
+    code, headers, body = post(collector, as_json, "application/json; charset=utf-8")
+    assert (code, headers["Content-Type"], json.loads(body)) == (200, JSON, {})
+    code, _, _ = post(collector, gzip.compress(protobuf_body([span("gz")])),
+                      headers={"Content-Encoding": "gzip"})
+    assert code == 200
+    assert sorted(memory_store.spans()["name"]) == ["gz", "js", "pb"]
+    counts = collector.counts
+    assert (counts.requests_accepted, counts.spans_accepted, counts.requests_rejected) == (3, 3, 0)
+
+
+def test_bad_ids_get_a_partial_success(seeded: Collector, memory_store: SpanStore) -> None:
+    body = protobuf_body([span("good"), span("bad", raw_ids=(b"\x01" * 4, b"\x02" * 8))])
+    code, headers, raw = post(seeded, body)
+    assert (code, headers["Content-Type"]) == (200, PROTOBUF)
+    partial = ExportTraceServiceResponse.FromString(raw).partial_success
+    assert partial.rejected_spans == 1
+    assert partial.error_message == (
+        "resourceSpans[0].scopeSpans[0].spans[1]: traceId must be 16 bytes, got 4")
+    request = json_request([span("good2"), span("bad2")])
+    request["resourceSpans"][0]["scopeSpans"][0]["spans"][1]["spanId"] = "00" * 8
+    code, headers, raw = post(seeded, json.dumps(request).encode(), JSON)
+    assert (code, json.loads(raw)) == (200, {"partialSuccess": {
+        "rejectedSpans": "1",
+        "errorMessage": "resourceSpans[0].scopeSpans[0].spans[1]: spanId must not be all zeros"}})
+    assert {"good", "good2"} <= set(memory_store.spans()["name"])
+    assert seeded.counts.spans_rejected == 2
+
+
+@pytest.mark.parametrize(("body", "content_type", "headers", "code", "message"), [
+    (b"\x0a\xff\xff\xff\xff\x0f", PROTOBUF, {}, 400,
+     "body is not a valid protobuf ExportTraceServiceRequest"),
+    (b'{"resourceSpans": [', JSON, {}, 400, "body is not valid UTF-8 JSON"),
+    (b'{"resourceSpans": 5}', JSON, {}, 400, "resourceSpans must be a list, got a number"),
+    (b"not gzip", PROTOBUF, {"Content-Encoding": "gzip"}, 400, "body is not valid gzip"),
+    (gzip.compress(protobuf_body([span("cut")]))[:-8], PROTOBUF, {"Content-Encoding": "gzip"}, 400,
+     "body is not valid gzip"),
+    (b"{}", "text/plain", {}, 415, "unsupported Content-Type 'text/plain'"),
+    (b"{}", None, {}, 415, "unsupported Content-Type '(none)'"),
+    (b"{}", JSON, {"Content-Encoding": "br"}, 415, "unsupported Content-Encoding 'br'"),
+])
+def test_bad_requests_get_their_status_and_message(
+        seeded: Collector, body: bytes, content_type: str | None, headers: dict[str, str],
+        code: int, message: str) -> None:
+    got, response_headers, raw = post(seeded, body, content_type, headers=headers)
+    assert got == code
+    response_type = JSON if content_type == JSON else PROTOBUF
+    assert response_headers["Content-Type"] == response_type
+    assert message in status_message(response_type, raw)
+    assert seeded.counts.requests_rejected == 1
+
+
+def test_wrong_path_and_method(seeded: Collector) -> None:
+    code, headers, raw = post(seeded, b"{}", JSON, path="/v1/metrics")
+    assert code == 404 and "no such path '/v1/metrics'" in status_message(JSON, raw)
+    code, headers, raw = post(seeded, b"", None, method="GET")
+    assert code == 405 and headers["Allow"] == "POST"
+    assert "method GET not allowed on /v1/traces" in status_message(PROTOBUF, raw)
+    code, _, _ = post(seeded, b"", None, path="/", method="GET")
+    assert code == 404
+
+
+@pytest.fixture
+def small_collector(memory_store: SpanStore) -> Iterator[Collector]:
+    running = Collector(memory_store, port=0, max_body_bytes=64 * 1024).start()
+    yield running
+    running.stop()
+
+
+def test_oversized_body_is_413(small_collector: Collector, memory_store: SpanStore) -> None:
+    assert post(small_collector, protobuf_body([span("kept")]))[0] == 200
+    code, _, raw = post(small_collector, b"\0" * (64 * 1024 + 1))
+    assert code == 413
+    assert status_message(PROTOBUF, raw) == (
+        "body of 65537 bytes exceeds the limit of 65536 bytes (max_body_bytes)")
+    big = protobuf_body([span("x", attrs={"input.value": "y" * 70_000})])
+    code, _, raw = post(small_collector, gzip.compress(big), headers={"Content-Encoding": "gzip"})
+    assert code == 413 and "decompressed body exceeds the limit of 65536 bytes" in (
+        status_message(PROTOBUF, raw))
+    assert memory_store.spans()["name"].to_list() == ["kept"]
+    assert small_collector.running
+
+
+def gzip_bomb(size: int) -> bytes:
+    compressor = zlib.compressobj(9, zlib.DEFLATED, 31)
+    zeros = bytes(1 << 20)
+    parts = [compressor.compress(zeros) for _ in range(size >> 20)]
+    return b"".join(parts) + compressor.flush()
+
+
+def test_gzip_bomb_is_413_without_inflating(memory_store: SpanStore) -> None:
+    bomb = gzip_bomb(128 << 20)
+    limited = Collector(memory_store, port=0, max_body_bytes=1 << 20).start()
+    tracemalloc.start()
+    try:
+        code, _, raw = post(limited, bomb, headers={"Content-Encoding": "gzip"})
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+        limited.stop()
+    assert len(bomb) < 1 << 20
+    assert code == 413 and "decompressed body exceeds the limit" in status_message(PROTOBUF, raw)
+    assert peak < 16 << 20, f"decompressing the bomb took {peak >> 20} MiB"
+
+
+def raw_request(collector: Collector, head: bytes, body: bytes = b"") -> bytes:
+    with socket.create_connection(("127.0.0.1", collector.port), timeout=30) as sock:
+        sock.sendall(head + body)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+            if b"\r\n\r\n" in data:
+                header, _, rest = data.partition(b"\r\n\r\n")
+                length = [int(line.split(b":")[1]) for line in header.split(b"\r\n")
+                          if line.lower().startswith(b"content-length")]
+                if length and len(rest) >= length[0]:
+                    break
+        return data
+
+
+def test_chunked_bodies_and_missing_length(seeded: Collector, memory_store: SpanStore) -> None:
+    body = protobuf_body([span("chunked")])
+    chunked = b"".join(f"{len(p):x}\r\n".encode() + p + b"\r\n"
+                       for p in (body[:10], body[10:])) + b"0\r\n\r\n"
+    reply = raw_request(seeded, b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                        b"application/x-protobuf\r\nTransfer-Encoding: chunked\r\n"
+                        b"Connection: close\r\n\r\n", chunked)
+    assert reply.startswith(b"HTTP/1.1 200")
+    assert "chunked" in memory_store.spans()["name"].to_list()
+    reply = raw_request(seeded, b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                        b"application/x-protobuf\r\nConnection: close\r\n\r\n")
+    assert reply.startswith(b"HTTP/1.1 411")
+
+
+def test_eight_concurrent_exporters_lose_no_span(collector: Collector,
+                                                 memory_store: SpanStore) -> None:
+    per_exporter = 2500
+    batches: list[list] = []
+    for e in range(8):
+        recorder = InMemorySpanExporter()
+        provider = TracerProvider(resource=Resource.create({"service.name": f"agent-{e}"}))
+        provider.add_span_processor(SimpleSpanProcessor(recorder))
+        tracer = provider.get_tracer("load")
+        for t in range(per_exporter // 25):
+            with tracer.start_as_current_span(f"run {t}", attributes={
+                    "openinference.span.kind": "AGENT"}):
+                for i in range(24):
+                    with tracer.start_as_current_span(f"step {i}", attributes={
+                            "llm.model_name": "m", "llm.token_count.prompt": i}):
+                        pass
+        batches.append(list(recorder.get_finished_spans()))
+    results: list[SpanExportResult] = []
+
+    def export(spans: list) -> None:
+        exporter = OTLPSpanExporter(endpoint=collector.traces_url, timeout=60)
+        for start in range(0, len(spans), 500):
+            results.append(exporter.export(spans[start:start + 500]))
+        exporter.shutdown()
+
+    threads = [threading.Thread(target=export, args=(b,)) for b in batches]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results.count(SpanExportResult.SUCCESS) == len(results) == 40
+    assert len(memory_store) == 20_000
+    frame = memory_store.spans()
+    assert frame.height == 20_000 and frame["service"].n_unique() == 8
+    assert memory_store.traces().height == 800
+    assert collector.counts.spans_accepted == 20_000
+
+
+def test_port_in_use_names_the_port(memory_store: SpanStore) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        with pytest.raises(CollectorError, match=f"port {port} on 127.0.0.1 is already in use"):
+            Collector(memory_store, port=port).start()
+
+
+def test_stop_and_restart_keep_the_store(memory_store: SpanStore) -> None:
+    first = Collector(memory_store, port=0).start()
+    assert post(first, protobuf_body([span("one")]))[0] == 200
+    port = first.port
+    first.stop()
+    assert not first.running
+    with pytest.raises(OSError):
+        post(first, protobuf_body([span("lost")]))
+    second = Collector(memory_store, port=port).start()
+    try:
+        assert post(second, protobuf_body([span("two")]))[0] == 200
+        assert sorted(memory_store.spans()["name"]) == ["one", "two"]
+        assert second.url == f"http://127.0.0.1:{port}"
+    finally:
+        second.stop()
+
+
+def test_serve_twice_returns_the_running_collector(halo_runtime) -> None:
+    first = halo_nb.serve()
+    assert halo_nb.serve() is first and first.running and first.port != 0
+    code, _, _ = post(first, protobuf_body([span("via serve")]))
+    assert code == 200 and halo_nb.spans()["name"].to_list() == ["via serve"]
+    halo_nb.stop()
+    assert not first.running
+
+
+def test_spans_received_before_a_restart_are_served_after_it(halo_runtime) -> None:
+    from halo_nb import runtime
+
+    first = halo_nb.serve()
+    assert post(first, protobuf_body([span("before restart")]))[0] == 200
+    runtime.reset()  # what a kernel restart leaves behind: only the files
+    halo_nb.configure(storage_path=halo_runtime, port=0)
+    second = halo_nb.serve()
+    assert halo_nb.spans()["name"].to_list() == ["before restart"]
+    assert post(second, protobuf_body([span("after restart")]))[0] == 200
+    assert sorted(halo_nb.spans()["name"]) == ["after restart", "before restart"]

@@ -1,0 +1,154 @@
+"""OTLP protobuf and JSON decoding into the span frame."""
+
+from __future__ import annotations
+
+import json
+
+import polars as pl
+import pytest
+from otlp_factory import json_request, new_span_id, new_trace_id, protobuf_body, span
+
+from halo_nb.otlp import OTLPDecodeError, decode_json, decode_protobuf, decode_request_dict
+from halo_nb.schema import SPAN_SCHEMA
+
+
+def agent_trace() -> list[dict]:
+    trace_id = new_trace_id()
+    root = span("agent", trace_id=trace_id, attrs={
+        "openinference.span.kind": "AGENT", "input.value": "find flights", "output.value": "none",
+    }, status=1)
+    llm = span("chat", trace_id=trace_id, parent=root["span_id"], kind=3, attrs={
+        "gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o",
+        "gen_ai.usage.input_tokens": 100, "gen_ai.usage.output_tokens": 20,
+        "gen_ai.response.finish_reasons": ["length"], "gen_ai.request.temperature": 0.5,
+    })
+    tool = span("search", trace_id=trace_id, parent=root["span_id"], attrs={
+        "openinference.span.kind": "TOOL", "tool.name": "search_flights",
+        "input.value": '{"to": "LIS"}', "output.value": "[]",
+    })
+    failing = span("http", trace_id=trace_id, parent=tool["span_id"], status=2, attrs={
+        "traceloop.span.kind": "task", "retries": [1, 2], "meta": {"a": 1, "b": [True]},
+        "blob": b"\x00\x01",
+    }, events=[{"name": "exception", "attributes": {
+        "exception.type": "TimeoutError", "exception.message": "upstream timed out"}}])
+    return [root, llm, tool, failing]
+
+
+def test_protobuf_fields_are_normalised() -> None:
+    spans = agent_trace()
+    result = decode_protobuf(protobuf_body(spans, service="booking"))
+    frame = result.frame
+    assert result.rejected == 0 and result.errors == []
+    assert frame.schema == pl.Schema(SPAN_SCHEMA)
+    rows = {r["name"]: r for r in frame.to_dicts()}
+    root, llm, tool, failing = (rows[n] for n in ("agent", "chat", "search", "http"))
+    assert root["parent_span_id"] is None and root["kind"] == "agent" and root["status"] == "ok"
+    assert root["input"] == "find flights" and root["output"] == "none"
+    assert llm["parent_span_id"] == spans[0]["span_id"] == root["span_id"]
+    assert (llm["kind"], llm["model"], llm["otel_kind"]) == ("llm", "gpt-4o", "client")
+    assert (llm["tokens_in"], llm["tokens_out"], llm["tokens_total"]) == (100, 20, 120)
+    assert llm["finish_reason"] == "length"
+    assert (tool["kind"], tool["tool_name"], tool["tool_args"], tool["tool_result"]) == (
+        "tool", "search_flights", '{"to": "LIS"}', "[]")
+    assert failing["kind"] == "chain" and failing["status"] == "error"
+    assert failing["status_message"] == "upstream timed out"
+    assert json.loads(failing["attributes"]) == {
+        "traceloop.span.kind": "task", "retries": [1, 2], "meta": {"a": 1, "b": [True]},
+        "blob": "AAE="}
+    assert json.loads(failing["events"])[0]["attributes"]["exception.type"] == "TimeoutError"
+    assert {r["service"] for r in rows.values()} == {"booking"}
+    assert json.loads(root["resource"]) == {"service.name": "booking"}
+    assert root["scope_name"] == "tests" and root["duration_ms"] == 1.0
+    assert json.loads(llm["attributes"])["gen_ai.request.temperature"] == 0.5
+
+
+def test_json_and_protobuf_give_the_same_frame() -> None:
+    spans = agent_trace()
+    from_pb = decode_protobuf(protobuf_body(spans)).frame
+    request = json_request(spans)
+    from_bytes = decode_json(json.dumps(request).encode())
+    assert from_bytes.rejected == 0
+    assert from_bytes.frame.equals(from_pb)
+    assert decode_request_dict(request).frame.equals(from_pb)
+    assert decode_json(json.dumps(request)).frame.equals(from_pb)
+
+
+def test_json_accepts_snake_case_numbers_enum_names_and_base64_ids() -> None:
+    trace_id, span_id = new_trace_id(), new_span_id()
+    import base64
+
+    body = {"resource_spans": [{"resource": {"attributes": [
+        {"key": "service.name", "value": {"string_value": "snake"}}]},
+        "scope_spans": [{"scope": {"name": "s"}, "spans": [
+            {"trace_id": trace_id, "span_id": span_id, "name": "a",
+             "start_time_unix_nano": 1_000, "end_time_unix_nano": "3000000",
+             "kind": "SPAN_KIND_SERVER", "status": {"code": "STATUS_CODE_ERROR"},
+             "attributes": [{"key": "n", "value": {"int_value": "7"}},
+                            {"key": "d", "value": {"doubleValue": "Infinity"}}]},
+            {"traceId": base64.b64encode(bytes.fromhex(trace_id)).decode(),
+             "spanId": base64.b64encode(bytes.fromhex(new_span_id())).decode(),
+             "parentSpanId": span_id, "name": "b", "startTimeUnixNano": "2000"},
+        ]}]}]}
+    result = decode_json(body, origin="import.json")
+    assert result.rejected == 0, result.errors
+    a, b = result.frame.sort("name").to_dicts()
+    assert (a["service"], a["otel_kind"], a["status"], a["end_ns"]) == ("snake", "server",
+                                                                      "error", 3_000_000)
+    assert json.loads(a["attributes"])["n"] == 7
+    assert b["trace_id"] == trace_id and b["parent_span_id"] == span_id and b["end_ns"] is None
+    assert set(result.frame["origin"]) == {"import.json"}
+
+
+@pytest.mark.parametrize(("raw_ids", "message"), [
+    ((b"\x01" * 15, b"\x01" * 8), "traceId must be 16 bytes, got 15"),
+    ((b"\x00" * 16, b"\x01" * 8), "traceId must not be all zeros"),
+    ((b"\x01" * 16, b""), "spanId must be 8 bytes, got 0"),
+    ((b"\x01" * 16, b"\x00" * 8), "spanId must not be all zeros"),
+])
+def test_protobuf_bad_ids_are_rejected_per_span(raw_ids: tuple[bytes, bytes],
+                                                message: str) -> None:
+    good = span("good")
+    result = decode_protobuf(protobuf_body([good, span("bad", raw_ids=raw_ids)]))
+    assert result.frame["name"].to_list() == ["good"]
+    assert result.rejected == 1
+    assert result.errors == [f"resourceSpans[0].scopeSpans[0].spans[1]: {message}"]
+
+
+def test_json_bad_spans_are_rejected_with_reasons() -> None:
+    request = json_request([span("good"), span("x"), span("y"), span("z"), span("w")])
+    bad = request["resourceSpans"][0]["scopeSpans"][0]["spans"]
+    bad[1]["traceId"] = "zz" * 16
+    bad[2]["spanId"] = "abc"
+    bad[3]["startTimeUnixNano"] = "yesterday"
+    bad[4]["attributes"] = [{"key": "k", "value": {"intValue": "seven"}}]
+    result = decode_json(request)
+    assert result.frame["name"].to_list() == ["good"]
+    assert result.rejected == 4
+    assert "spans[1]: traceId 'zz" in result.errors[0] and "is not hex" in result.errors[0]
+    assert "spans[2]: spanId must be 8 bytes (16 hex digits), got 3 characters" in result.errors[1]
+    assert "spans[3]: startTimeUnixNano 'yesterday' is not an integer" in result.errors[2]
+    assert "spans[4]: attributes[0] (k): intValue 'seven' is not an integer" in result.errors[3]
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    (b"{not json", "body is not valid UTF-8 JSON"),
+    (b"[1, 2]", "body must be a JSON object (ExportTraceServiceRequest), got a list"),
+    (b'{"resourceSpans": {}}', "resourceSpans must be a list, got an object"),
+    (b'{"resourceSpans": [{"scopeSpans": 3}]}', "resourceSpans[0].scopeSpans must be a list"),
+    (b"\xff\xfe", "body is not valid UTF-8 JSON"),
+])
+def test_undecodable_json_raises_with_the_problem_named(body: bytes, message: str) -> None:
+    with pytest.raises(OTLPDecodeError) as info:
+        decode_json(body)
+    assert message in str(info.value)
+
+
+def test_undecodable_protobuf_raises() -> None:
+    with pytest.raises(OTLPDecodeError, match="not a valid protobuf ExportTraceServiceRequest"):
+        decode_protobuf(b"\x0a\xff\xff\xff\xff\x0f garbage")
+
+
+def test_empty_requests_decode_to_empty_frames() -> None:
+    assert decode_protobuf(b"").frame.height == 0
+    result = decode_json(b"{}")
+    assert result.frame.height == 0 and result.frame.schema == pl.Schema(SPAN_SCHEMA)

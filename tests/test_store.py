@@ -1,0 +1,246 @@
+"""SpanStore: dedupe, snapshots, trace summaries, live updates, persistence, retention."""
+
+from __future__ import annotations
+
+import importlib
+import threading
+import time
+from pathlib import Path
+
+import polars as pl
+import pytest
+from otlp_factory import new_span_id, new_trace_id, protobuf_body, span
+
+from halo_nb.otlp import decode_protobuf
+from halo_nb.schema import SPAN_SCHEMA
+from halo_nb.span_store import SpanStore, UnknownTraceError
+
+store_module = importlib.import_module("halo_nb.span_store")
+DAY_NS = 86_400 * 10**9
+
+
+def frame_of(spans: list[dict]) -> pl.DataFrame:
+    return decode_protobuf(protobuf_body(spans)).frame
+
+
+def agent_trace(start_ns: int | None = None, *, ended: bool = True, error: bool = False,
+                tokens: tuple[int, int] = (10, 5)) -> list[dict]:
+    trace_id = new_trace_id()
+    start = start_ns or time.time_ns()
+    root = span("agent", trace_id=trace_id, start_ns=start, duration_ns=50_000_000,
+                attrs={"openinference.span.kind": "AGENT", "input.value": "q",
+                       "output.value": "a", "llm.token_count.total": 999}, status=1)
+    llm = span("llm", trace_id=trace_id, parent=root["span_id"], start_ns=start + 1000,
+               attrs={"llm.model_name": "m", "llm.token_count.prompt": tokens[0],
+                      "llm.token_count.completion": tokens[1]})
+    tool = span("tool", trace_id=trace_id, parent=root["span_id"], start_ns=start + 2000,
+                status=2 if error else 0, attrs={"openinference.span.kind": "TOOL"})
+    return [root, llm, tool] if ended else [llm, tool]
+
+
+@pytest.fixture
+def disk_store(tmp_path: Path):
+    stores: list[SpanStore] = []
+
+    def open_store(retention_days: float | None = None) -> SpanStore:
+        s = SpanStore(tmp_path / "data", retention_days=retention_days)
+        stores.append(s)
+        return s
+
+    yield open_store
+    for s in stores:
+        s.close()
+
+
+def test_append_dedupes_and_counts_new_spans(memory_store: SpanStore) -> None:
+    spans = agent_trace()
+    assert memory_store.append(frame_of(spans)) == 3
+    assert memory_store.append(frame_of(spans)) == 0  # an exporter retry
+    doubled = frame_of(spans + [span("extra", trace_id=spans[0]["trace_id"])] + spans)
+    assert memory_store.append(doubled) == 1
+    assert len(memory_store) == 4
+    assert memory_store.spans().height == 4
+    assert memory_store.spans()[["trace_id", "span_id"]].is_duplicated().sum() == 0
+
+
+def test_spans_are_snapshots_with_the_schema(memory_store: SpanStore) -> None:
+    assert memory_store.spans().schema == pl.Schema(SPAN_SCHEMA)
+    spans = agent_trace()
+    memory_store.append(frame_of(spans))
+    snapshot = memory_store.spans()
+    snapshot.drop_in_place("name")
+    snapshot.insert_column(0, pl.Series("x", [1, 2, 3]))
+    assert memory_store.spans().columns == list(SPAN_SCHEMA)
+    one = memory_store.spans(spans[0]["trace_id"])
+    assert one["name"].to_list() == ["agent", "llm", "tool"]
+    memory_store.append(frame_of(agent_trace()))
+    assert one.height == 3 and memory_store.spans().height == 6
+
+
+def test_unknown_trace_raises_naming_the_id(memory_store: SpanStore) -> None:
+    with pytest.raises(UnknownTraceError, match="feedbeef") as info:
+        memory_store.spans("feedbeef")
+    assert isinstance(info.value, KeyError)
+
+
+def test_traces_summarises_each_trace(memory_store: SpanStore) -> None:
+    now = time.time_ns()
+    ok = agent_trace(now - 10_000_000)
+    failed = agent_trace(now, error=True, tokens=(100, 50))
+    open_ = agent_trace(now + 10_000_000, ended=False)
+    for spans in (ok, failed, open_):
+        memory_store.append(frame_of(spans))
+    table = memory_store.traces()
+    assert table["trace_id"].to_list() == [s[0]["trace_id"] for s in (open_, failed, ok)]
+    rows = {r["trace_id"]: r for r in table.to_dicts()}
+    first = rows[ok[0]["trace_id"]]
+    assert (first["name"], first["span_count"], first["llm_count"], first["tool_count"]) == (
+        "agent", 3, 1, 1)
+    assert (first["status"], first["error_count"], first["ended"]) == ("ok", 0, True)
+    assert first["tokens_total"] == 15  # the LLM span's, not the root's repeated sum
+    assert (first["input"], first["output"], first["service"]) == ("q", "a", "test-agent")
+    assert first["duration_ms"] == pytest.approx(50.0)
+    second = rows[failed[0]["trace_id"]]
+    assert (second["status"], second["error_count"], second["tokens_total"]) == ("error", 1, 150)
+    third = rows[open_[0]["trace_id"]]
+    assert third["ended"] is False and third["name"] == "llm"
+    assert memory_store.trace_ids() == [s[0]["trace_id"] for s in (ok, failed, open_)]
+
+
+def test_version_and_subscribers_follow_appends(memory_store: SpanStore) -> None:
+    seen: list[int] = []
+    unsubscribe = memory_store.subscribe(seen.append)
+    start = memory_store.version
+    spans = agent_trace()
+    memory_store.append(frame_of(spans))
+    memory_store.append(frame_of(spans))  # nothing new: no notification
+    memory_store.append(frame_of(agent_trace()))
+    assert seen == [start + 1, start + 2] and memory_store.version == start + 2
+    unsubscribe()
+    memory_store.append(frame_of(agent_trace()))
+    assert seen == [start + 1, start + 2]
+
+
+def test_concurrent_appends_lose_nothing(memory_store: SpanStore) -> None:
+    frames = [frame_of([span(f"s{i}") for i in range(200)]) for _ in range(16)]
+
+    def worker(chunk: list[pl.DataFrame]) -> None:
+        for frame in chunk:
+            memory_store.append(frame)
+            memory_store.spans()
+
+    threads = [threading.Thread(target=worker, args=(frames[i::4],)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(memory_store) == memory_store.spans().height == 3200
+
+
+def test_spans_survive_a_restart_and_duplicates_stay_single(disk_store) -> None:
+    first = disk_store()
+    spans = agent_trace()
+    first.append(frame_of(spans))
+    first.append(frame_of(agent_trace()))
+    before = first.spans()
+    first.close()
+    second = disk_store()
+    assert second.spans().sort("span_id").equals(before.sort("span_id"))
+    assert second.append(frame_of(spans)) == 0
+    assert len(second) == 6
+    assert second.traces().height == 2
+
+
+def test_parts_reach_disk_within_a_second_without_close(disk_store, tmp_path: Path) -> None:
+    live = disk_store()
+    live.append(frame_of(agent_trace()))
+    deadline = time.monotonic() + 2
+    while not list((tmp_path / "data").glob("part-*.parquet")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    parts = list((tmp_path / "data").glob("part-*.parquet"))
+    assert parts, "no part written within 2 s"
+    assert pl.read_parquet(parts[0]).height == 3
+    assert not list((tmp_path / "data").glob("*.tmp"))
+
+
+def test_many_appends_merge_into_few_parts(disk_store, tmp_path: Path) -> None:
+    live = disk_store()
+    for _ in range(100):
+        live.append(frame_of([span() for _ in range(10)]))
+        live.flush()
+    parts = len(list((tmp_path / "data").glob("part-*.parquet")))
+    assert parts <= 2 * store_module.COMPACT_PARTS, parts
+    live.close()
+    assert disk_store().spans().height == 1000
+
+
+def test_unreadable_parts_and_leftover_temp_files_do_not_block_loading(
+        disk_store, tmp_path: Path) -> None:
+    first = disk_store()
+    first.append(frame_of(agent_trace()))
+    first.close()
+    folder = tmp_path / "data"
+    (folder / "part-0-damaged.parquet").write_bytes(b"not parquet")
+    (folder / ".part-1.parquet.tmp").write_bytes(b"half written")
+    second = disk_store()
+    assert len(second) == 3
+    assert not (folder / ".part-1.parquet.tmp").exists()
+
+
+def test_retention_drops_old_traces_in_memory_and_on_disk(disk_store) -> None:
+    now = time.time_ns()
+    old = agent_trace(now - 10 * DAY_NS)
+    recent = agent_trace(now - DAY_NS)
+    first = disk_store(retention_days=5)
+    first.append(frame_of(old))
+    first.append(frame_of(recent))
+    assert first.apply_retention() == 3
+    assert first.trace_ids() == [recent[0]["trace_id"]]
+    with pytest.raises(UnknownTraceError):
+        first.spans(old[0]["trace_id"])
+    first.append(frame_of(old))  # an old trace arriving again is stored until the next pass
+    first.close()
+    second = disk_store(retention_days=5)  # retention runs on load
+    assert second.trace_ids() == [recent[0]["trace_id"]]
+    assert len(second) == 3
+
+
+def test_retention_runs_periodically(disk_store, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(store_module, "RETENTION_INTERVAL_S", 0.1)
+    live = disk_store(retention_days=1)
+    live.append(frame_of(agent_trace(time.time_ns() - 3 * DAY_NS)))
+    deadline = time.monotonic() + 3
+    while len(live) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(live) == 0 and live.spans().height == 0
+
+
+def test_a_frame_without_newer_columns_is_conformed(memory_store: SpanStore) -> None:
+    frame = frame_of([span("a", span_id=new_span_id())]).drop("finish_reason", "origin")
+    assert memory_store.append(frame) == 1
+    assert memory_store.spans().columns == list(SPAN_SCHEMA)
+
+
+def test_key_hash_collisions_never_drop_distinct_spans(
+        memory_store: SpanStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(store_module, "_key_hashes", lambda frame: [7] * frame.height)
+    spans = agent_trace()
+    assert memory_store.append(frame_of(spans[:2])) == 2
+    assert memory_store.append(frame_of(spans)) == 1
+    assert memory_store.append(frame_of(spans)) == 0
+    assert sorted(memory_store.spans()["name"]) == ["agent", "llm", "tool"]
+
+
+def test_trace_table_updates_incrementally_like_a_full_summary(memory_store: SpanStore) -> None:
+    from halo_nb.traces_summary import summarise_traces
+
+    traces = [agent_trace(ended=False) for _ in range(12)]
+    for spans in traces:
+        memory_store.append(frame_of(spans))
+    assert memory_store.traces().height == 12
+    late_root = span("agent", trace_id=traces[3][0]["trace_id"], span_id=traces[3][0]["parent"])
+    memory_store.append(frame_of([late_root] + agent_trace()))
+    table = memory_store.traces()
+    assert table.equals(summarise_traces(memory_store.spans()))
+    row = table.filter(pl.col("trace_id") == traces[3][0]["trace_id"]).row(0, named=True)
+    assert (row["name"], row["ended"], row["span_count"]) == ("agent", True, 3)
