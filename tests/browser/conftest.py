@@ -1,4 +1,5 @@
-"""Session fixtures for the browser tests: one JupyterLab server, one Chromium."""
+"""Fixtures for the browser tests: one JupyterLab server and one Chromium, shared by the
+browser package and stopped after it (Playwright's sync API holds an event loop while open)."""
 
 from __future__ import annotations
 
@@ -9,14 +10,14 @@ import pytest
 from .lab import CHROMIUM, CHROMIUM_ARGS, Lab, running_lab, screenshot
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     with running_lab(tmp_path_factory.mktemp("lab-root"),
                      tmp_path_factory.mktemp("lab-state")) as lab:
         yield lab
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[object]:
     from playwright.sync_api import sync_playwright
 
