@@ -1,9 +1,9 @@
 """``python -m examples.quickstart``: the quickstart notebook's path in a terminal.
 
 Starts the collector in this process, runs the sample research agent on the bundled
-local model (traces kept under the output folder), analyses the traces, prints the failure clusters with their hypotheses,
-and writes the dashboard as a self-contained HTML report plus a snapshot of the
-retry-loop traces into an output folder.
+local model (traces kept under the output folder), analyses the traces, prints the
+failure clusters with their hypotheses, and writes the dashboard as a self-contained
+HTML report plus a snapshot of the retry-loop traces into the output folder.
 """
 
 from __future__ import annotations

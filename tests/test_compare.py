@@ -10,8 +10,8 @@ import pytest
 
 import halo_nb
 from halo_nb.batch import SpanBatchBuilder
-from halo_nb.trace_diff import compare_traces
 from halo_nb.span_store import UnknownTraceError
+from halo_nb.trace_diff import compare_traces
 
 KIND_ATTR = "openinference.span.kind"
 
