@@ -3,6 +3,7 @@ process, a sender in another."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import tempfile
@@ -25,6 +26,8 @@ class IngestRun:
     sender_seconds: float
     # CPU time this (the collector's) process used, all threads, during the run.
     cpu_seconds: float
+    # CPU time the collector's decoding worker processes used during the run.
+    worker_cpu_seconds: float
 
     @property
     def spans_per_second(self) -> float:
@@ -38,6 +41,7 @@ def run_ingest(spans: int, connections: int, persist: bool,
     with tempfile.TemporaryDirectory() as folder:
         store = SpanStore(Path(folder) / "data" if persist else None)
         collector = Collector(store, port=0, max_body_bytes=64 << 20).start()
+        collector.start_decoders()
         sender = subprocess.Popen(
             [sys.executable, str(SENDER), collector.traces_url, str(spans), str(connections)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
@@ -47,6 +51,7 @@ def run_ingest(spans: int, connections: int, persist: bool,
             raise RuntimeError(f"sender failed to start: {ready}")
         start = time.perf_counter()
         cpu_start = time.process_time()
+        workers_start = _children_cpu(exclude=sender.pid)
         sender.stdin.write("go\n")
         sender.stdin.flush()
         while len(store) < spans:
@@ -59,10 +64,30 @@ def run_ingest(spans: int, connections: int, persist: bool,
         queryable = store.spans().height
         seconds = time.perf_counter() - start
         cpu_seconds = time.process_time() - cpu_start
+        worker_cpu_seconds = _children_cpu(exclude=sender.pid) - workers_start
         done = sender.stdout.readline().split()
         sender.wait()
         collector.stop()
         store.close()
         if queryable != spans or done[0] != "done" or done[2] != "0":
             raise RuntimeError(f"lost spans: {queryable} of {spans} queryable, sender {done}")
-        return IngestRun(spans, int(ready[1]), seconds, float(done[1]), cpu_seconds)
+        return IngestRun(spans, int(ready[1]), seconds, float(done[1]), cpu_seconds,
+                         worker_cpu_seconds)
+
+
+def _children_cpu(exclude: int) -> float:
+    """CPU seconds (user + system) used so far by this process's live children, except
+    ``exclude`` (the sender)."""
+    me = str(os.getpid())
+    total = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == exclude:
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[1] == me:  # ppid
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")

@@ -28,8 +28,9 @@ def main() -> None:
               f"batches of 512, {args.connections} connections, "
               f"{'memory only' if args.memory_only else 'persisted'}) queryable in "
               f"{run.seconds:.2f} s = {run.spans_per_second:,.0f} spans/s "
-              f"({run.body_bytes / run.seconds / 1e6:.1f} MB/s); collector process CPU "
-              f"{run.cpu_seconds / run.spans * 1e6:.1f} us/span (all threads)")
+              f"({run.body_bytes / run.seconds / 1e6:.1f} MB/s); CPU: collector process "
+              f"{run.cpu_seconds / run.spans * 1e6:.1f} us/span (all threads) + its "
+              f"decoding workers {run.worker_cpu_seconds / run.spans * 1e6:.1f} us/span")
 
 
 if __name__ == "__main__":

@@ -129,8 +129,8 @@ class SpanBatchBuilder:
         if not self._rows:
             return pl.DataFrame(schema=SPAN_SCHEMA)
         columns = zip(*self._rows, strict=True)
-        return pl.DataFrame(dict(zip(SPAN_COLUMNS, map(list, columns), strict=True)),
-                            schema=SPAN_SCHEMA)
+        return pl.DataFrame([pl.Series(name, values, dtype=SPAN_SCHEMA[name])
+                             for name, values in zip(SPAN_COLUMNS, columns, strict=True)])
 
 
 def _exception_message(events: Sequence[Mapping[str, Any]]) -> str | None:

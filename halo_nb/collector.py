@@ -15,21 +15,41 @@ Answers, per the OTLP/HTTP specification:
   in the request's encoding.
 
 A bad request never stops the server and never touches spans already stored.
+
+Decoding is CPU-bound Python (about 25 us a span) and holds the GIL, so large bodies are
+decoded by a few worker processes: the kernel writes the body to a worker's stdin, the
+worker answers with the frame serialized, and the kernel only reads bodies, appends
+frames and answers. That uses every core and keeps the kernel's main thread responsive
+while agents export at full rate. Workers are plain ``python -c`` children (not
+multiprocessing, which would re-import the user's ``__main__``); they exit when their
+stdin closes, so they die with the kernel. Small bodies (under ``POOL_MIN_BYTES``) are
+decoded in the handler thread, where the round trip would cost more than it saves. The
+workers start with the first large body (or ``start_decoders()``); if one dies, that
+request is decoded in-thread and a new worker replaces it. Errors are the same either
+way: a worker reports ``OTLPDecodeError``'s message or the partial-success details.
 """
 
 from __future__ import annotations
 
 import errno
+import io
 import json
 import logging
+import os
+import pickle
+import queue
 import socket
+import subprocess
+import sys
 import threading
 import zlib
 from dataclasses import asdict, dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
+import polars as pl
 from google.rpc.status_pb2 import Status
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
@@ -45,6 +65,9 @@ _CONTENT_TYPES = {PROTOBUF: PROTOBUF, "application/protobuf": PROTOBUF, JSON: JS
 # gRPC status codes carried in google.rpc.Status.code.
 _GRPC_CODE = {400: 3, 411: 3, 413: 8, 415: 3, 404: 5, 405: 12, 500: 13}
 _READ_STEP = 1 << 20
+# Bodies at least this large are decoded in a worker process.
+POOL_MIN_BYTES = 64 * 1024
+DEFAULT_DECODE_WORKERS = max(1, min(4, os.cpu_count() or 1))
 
 
 class CollectorError(RuntimeError):
@@ -70,11 +93,15 @@ class Collector:
     """An OTLP/HTTP receiver feeding ``store``. ``port=0`` binds a free port."""
 
     def __init__(self, store: SpanStore, host: str = "127.0.0.1", port: int = 4281,
-                 max_body_bytes: int = 64 * 1024 * 1024) -> None:
+                 max_body_bytes: int = 64 * 1024 * 1024,
+                 decode_workers: int = DEFAULT_DECODE_WORKERS) -> None:
         self.store = store
         self.host = host
         self.requested_port = port
         self.max_body_bytes = max_body_bytes
+        self.decode_workers = decode_workers
+        self._decoders: _Decoders | None = None
+        self._decoders_lock = threading.Lock()
         self._counts = CollectorCounts()
         self._counts_lock = threading.Lock()
         self._server: _Server | None = None
@@ -115,6 +142,18 @@ class Collector:
             thread.join(timeout=5)
         self._server = None
         self._thread = None
+        with self._decoders_lock:
+            decoders, self._decoders = self._decoders, None
+        if decoders is not None:
+            decoders.close()
+
+    def start_decoders(self) -> None:
+        """Start the decoding worker processes now rather than with the first large body
+        (each imports polars and protobuf, which takes about a second) and wait until they
+        are ready."""
+        decoders = self._decoder_pool()
+        if decoders is not None:
+            decoders.wait_ready()
 
     def __enter__(self) -> Collector:
         return self.start()
@@ -173,11 +212,160 @@ class Collector:
             c.spans_rejected += spans_bad
 
     def ingest(self, body: bytes, content_type: str) -> DecodeResult:
-        """Decode a request body and store its spans."""
-        decode = decode_protobuf if content_type == PROTOBUF else decode_json
-        result = decode(body)
+        """Decode a request body (in a worker process when it is large) and store its
+        spans."""
+        decoders = self._decoder_pool() if len(body) >= POOL_MIN_BYTES else None
+        result = None
+        if decoders is not None:
+            try:
+                result = decoders.decode(body, content_type)
+            except _WorkerDied as exc:
+                log.warning("halo_nb collector: %s; decoding in-thread", exc)
+        if result is None:
+            result = _decode(body, content_type)
         self.store.append(result.frame)
         return result
+
+    def _decoder_pool(self) -> _Decoders | None:
+        if self.decode_workers < 1:
+            return None
+        with self._decoders_lock:
+            if self._decoders is None:
+                self._decoders = _Decoders(self.decode_workers)
+            return self._decoders
+
+
+def _decode(body: bytes, content_type: str) -> DecodeResult:
+    return (decode_protobuf if content_type == PROTOBUF else decode_json)(body)
+
+
+class _WorkerDied(RuntimeError):
+    pass
+
+
+_PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
+_WORKER_CODE = "from halo_nb.collector import decoder_main; decoder_main()"
+
+
+class _Decoders:
+    """Decoding worker processes; a request borrows an idle one (waiting when all are
+    busy, which is the back-pressure on exporters)."""
+
+    def __init__(self, count: int) -> None:
+        self._idle: queue.Queue[subprocess.Popen[bytes]] = queue.Queue()
+        self._workers: set[subprocess.Popen[bytes]] = set()
+        self._lock = threading.Lock()
+        self._closed = False
+        for _ in range(count):
+            self._idle.put(self._spawn())
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (_PACKAGE_ROOT, env.get("PYTHONPATH")) if p)
+        # A worker decodes one request at a time: Polars' thread pool would only spin
+        # on the cores the other workers and the kernel need.
+        env["POLARS_MAX_THREADS"] = "1"
+        worker = subprocess.Popen([sys.executable, "-c", _WORKER_CODE], env=env,
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        with self._lock:
+            self._workers.add(worker)
+        return worker
+
+    def wait_ready(self) -> None:
+        """Round-trip an empty request through every worker."""
+        workers = [self._idle.get() for _ in range(len(self._workers))]
+        try:
+            for worker in workers:
+                _exchange(worker, b"")
+        finally:
+            for worker in workers:
+                self._idle.put(worker)
+
+    def decode(self, body: bytes, content_type: str) -> DecodeResult:
+        worker = self._idle.get()
+        try:
+            reply = _exchange(worker, (b"j" if content_type == JSON else b"p") + body)
+        except (OSError, ValueError, EOFError, pickle.UnpicklingError) as exc:
+            self._retire(worker)
+            raise _WorkerDied(f"decoding worker {worker.pid} failed ({exc!r})") from None
+        self._idle.put(worker)
+        if reply[0] == "decode_error":
+            raise OTLPDecodeError(reply[1])
+        if reply[0] == "error":
+            raise RuntimeError(reply[1])
+        _, data, rejected, errors = reply
+        return DecodeResult(pl.DataFrame.deserialize(io.BytesIO(data)), rejected, errors)
+
+    def _retire(self, worker: subprocess.Popen[bytes]) -> None:
+        worker.kill()
+        worker.wait()
+        with self._lock:
+            self._workers.discard(worker)
+            closed = self._closed
+        if not closed:
+            self._idle.put(self._spawn())
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            workers = list(self._workers)
+        for worker in workers:
+            if worker.stdin is not None:
+                worker.stdin.close()  # the worker exits at end of input
+        for worker in workers:
+            try:
+                worker.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                worker.wait()
+
+
+def _exchange(worker: subprocess.Popen[bytes], payload: bytes) -> Any:
+    assert worker.stdin is not None and worker.stdout is not None
+    worker.stdin.write(len(payload).to_bytes(8, "little") + payload)
+    worker.stdin.flush()
+    return pickle.loads(_read_message(worker.stdout))
+
+
+def _read_message(stream: Any) -> bytes:
+    header = stream.read(8)
+    if len(header) != 8:
+        raise EOFError("worker closed its output")
+    size = int.from_bytes(header, "little")
+    data = stream.read(size)
+    if len(data) != size:
+        raise EOFError("worker output ended early")
+    return data
+
+
+def decoder_main() -> None:
+    """A decoding worker: reads length-prefixed requests (b"p" or b"j" then the body) from
+    stdin until it closes; answers each with a pickled reply on the original stdout."""
+    replies = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # stray prints go to stderr, never into the replies
+    sys.stdout = sys.stderr
+    requests = sys.stdin.buffer
+    while True:
+        try:
+            payload = _read_message(requests)
+        except EOFError:
+            return
+        if not payload:
+            reply: tuple[Any, ...] = ("ready",)
+        else:
+            content_type = JSON if payload[:1] == b"j" else PROTOBUF
+            try:
+                result = _decode(payload[1:], content_type)
+                # Polars' own binary form: same Polars on both sides, cheapest to read back.
+                reply = ("ok", result.frame.serialize(), result.rejected, result.errors)
+            except OTLPDecodeError as exc:
+                reply = ("decode_error", str(exc))
+            except Exception as exc:  # reported to the kernel as a 500, worker lives on
+                reply = ("error", f"{type(exc).__name__}: {exc}")
+        data = pickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL)
+        replies.write(len(data).to_bytes(8, "little") + data)
+        replies.flush()
 
 
 class _Server(ThreadingHTTPServer):

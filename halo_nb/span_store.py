@@ -14,6 +14,13 @@ Parts are written to a temporary file and ``os.replace``-d into place, so a cras
 leaves either the old parts or the new one, never half a file; loading drops
 duplicate spans, which makes an interrupted compaction harmless.
 
+Compact form: low-cardinality text columns (span name, service, model, tool name, OTel
+kind, scope, the resource JSON repeated on every span of a process...) are held as
+Categorical, 4 bytes a row instead of a 16-byte string view plus the text, and cast back
+to String by ``spans()``. The duplicate check keeps 8-byte key hashes in sorted Polars
+arrays rather than a Python set (about 70 bytes a span), and looks up only the spans of
+traces already stored, since only those can be duplicates.
+
 Retention drops whole traces whose newest span started more than
 ``retention_days`` ago, at load and then every ``RETENTION_INTERVAL_S``.
 """
@@ -73,7 +80,7 @@ class SpanStore:
         self._pending: list[pl.DataFrame] = []
         # 64-bit hashes of (trace_id, span_id) already stored: a compact first check for
         # duplicates (exporter retries); a hit is confirmed against the stored ids.
-        self._keys: set[int] = set()
+        self._keys = _KeyIndex()
         self._trace_ids: dict[str, None] = {}
         self._count = 0
         self._version = 0
@@ -106,19 +113,23 @@ class SpanStore:
         frame = _conform(frame)
         if not frame.select(_ID_PAIR.is_first_distinct().all()).item():
             frame = frame.filter(_ID_PAIR.is_first_distinct())
-        keys = _key_hashes(frame)
+        keys = pl.Series(_key_hashes(frame), dtype=pl.UInt64)
+        trace_ids = frame["trace_id"].unique(maintain_order=True).to_list()
         with self._lock:
-            seen = self._keys
-            maybe_stored = [k in seen for k in keys]
-            if any(maybe_stored):
-                keep = self._not_stored(frame, maybe_stored)
-                frame = frame.filter(pl.Series(keep, dtype=pl.Boolean))
-                keys = [k for k, kept in zip(keys, keep, strict=True) if kept]
+            # Only a span of a trace already stored can be a duplicate: look up those keys.
+            seen = [t for t in trace_ids if t in self._trace_ids]
+            if seen:
+                candidates = frame["trace_id"].is_in(pl.Series(seen, dtype=pl.String).implode())
+                hits = iter(self._keys.contains(keys.filter(candidates)))
+                maybe_stored = [next(hits) if c else False for c in candidates.to_list()]
+                if any(maybe_stored):
+                    keep = pl.Series(self._not_stored(frame, maybe_stored), dtype=pl.Boolean)
+                    frame = frame.filter(keep)
+                    keys = keys.filter(keep)
             added = frame.height
             if added == 0:
                 return 0
-            seen.update(keys)
-            trace_ids = frame["trace_id"].unique(maintain_order=True).to_list()
+            self._keys.add(keys)
             self._trace_ids.update(dict.fromkeys(trace_ids))
             self._touched.update(trace_ids)
             self._pending.append(frame)
@@ -159,10 +170,10 @@ class SpanStore:
         """Every stored span, or one trace's, as a new frame with the SPAN_SCHEMA columns."""
         frame = self._all()
         if trace_id is None:
-            return frame.clone()
+            return _expand(frame)
         if trace_id not in self._trace_ids:
             raise UnknownTraceError(f"no stored spans for trace_id {trace_id!r}")
-        return frame.filter(pl.col("trace_id") == trace_id).sort("start_ns")
+        return _expand(frame.filter(pl.col("trace_id") == trace_id).sort("start_ns"))
 
     def traces(self) -> pl.DataFrame:
         """One row per trace (see ``traces_summary``), newest first. Between calls only
@@ -208,7 +219,7 @@ class SpanStore:
                 return self._snapshot[1]
             frames = [s.frame for s in self._sealed] + self._pending
         if not frames:
-            frame = empty_spans()
+            frame = _conform(empty_spans())
         elif len(frames) == 1:
             frame = frames[0]
         else:
@@ -314,32 +325,34 @@ class SpanStore:
             with self._lock:
                 sealed = list(self._sealed)
             replaced: list[_Sealed] = []
-            dropped_keys: list[int] = []
+            dropped_keys: list[pl.Series] = []
             for chunk in sealed:
                 gone = chunk.frame["trace_id"].is_in(expired_list)
                 if not gone.any():
                     replaced.append(chunk)
                     continue
                 dropped = chunk.frame.filter(gone)
-                dropped_keys.extend(_key_hashes(dropped))
+                dropped_keys.append(pl.Series(_key_hashes(dropped), dtype=pl.UInt64))
                 kept = chunk.frame.filter(~gone)
                 parts = [self._write_part(kept)] if self.path is not None and kept.height else []
                 for part in chunk.parts:
                     _unlink(part)
                 if kept.height:
                     replaced.append(_Sealed(kept, parts))
+            dropped_count = sum(map(len, dropped_keys))
             with self._lock:
                 self._sealed = replaced  # only this thread (holding _flush_lock) changes it
-                self._keys.difference_update(dropped_keys)
+                if dropped_keys:
+                    self._keys.remove(pl.concat(dropped_keys))
                 for trace_id in expired_list:
                     self._trace_ids.pop(trace_id, None)
                 for pending in self._pending:  # spans of those traces that arrived meanwhile
                     self._trace_ids.update(dict.fromkeys(pending["trace_id"]))
-                self._count -= len(dropped_keys)
+                self._count -= dropped_count
                 self._version += 1
                 self._snapshot = None
                 self._traces = None
-            return len(dropped_keys)
+            return dropped_count
 
     # ---- disk ----------------------------------------------------------------------------
 
@@ -371,7 +384,8 @@ class SpanStore:
             return
         frame = pl.concat(frames, how="vertical", rechunk=True)
         frame = frame.unique(subset=["trace_id", "span_id"], keep="first", maintain_order=True)
-        self._keys = set(_key_hashes(frame))
+        self._keys = _KeyIndex()
+        self._keys.add(pl.Series(_key_hashes(frame), dtype=pl.UInt64))
         self._trace_ids = dict.fromkeys(frame["trace_id"].unique(maintain_order=True).to_list())
         self._count = frame.height
         if len(parts) == 1:
@@ -388,19 +402,78 @@ _ID_COLUMNS = ["trace_id", "span_id"]
 _ID_PAIR = pl.struct(_ID_COLUMNS)
 
 
-def _key_hashes(frame: pl.DataFrame) -> list[int]:
+# Held as Categorical inside the store (see the module docstring); String outside.
+_CATEGORICAL_COLUMNS = ("name", "service", "model", "tool_name", "finish_reason", "otel_kind",
+                        "trace_state", "scope_name", "scope_version", "resource", "origin")
+_STORED_SCHEMA: dict[str, pl.DataType] = {
+    name: pl.Categorical() if name in _CATEGORICAL_COLUMNS else dtype
+    for name, dtype in SPAN_SCHEMA.items()
+}
+_STORED_ITEMS = list(_STORED_SCHEMA.items())
+_SPAN_ITEMS = list(SPAN_SCHEMA.items())
+
+
+def _key_hashes(frame: pl.DataFrame) -> pl.Series:
     return frame.select(pl.concat_str(_ID_COLUMNS, separator="/").hash(seed=0x4A10)
-                        ).to_series().to_list()
+                        ).to_series()
 
 
 def _conform(frame: pl.DataFrame) -> pl.DataFrame:
-    """The frame with exactly the SPAN_SCHEMA columns, in order (missing ones null)."""
-    if list(frame.schema.items()) == list(SPAN_SCHEMA.items()):
+    """The frame in the store's form: exactly the SPAN_SCHEMA columns, in order (missing
+    ones null), low-cardinality text as Categorical."""
+    items = list(frame.schema.items())
+    if items == _STORED_ITEMS:
         return frame
+    if items == _SPAN_ITEMS:  # what every decoder builds: one cast, no per-column plan
+        return frame.with_columns(pl.col(_CATEGORICAL_COLUMNS).cast(pl.Categorical()))
     return frame.select(
         (pl.col(name) if name in frame.columns else pl.lit(None)).cast(dtype).alias(name)
-        for name, dtype in SPAN_SCHEMA.items()
+        for name, dtype in _STORED_SCHEMA.items()
     )
+
+
+def _expand(frame: pl.DataFrame) -> pl.DataFrame:
+    """A stored frame as SPAN_SCHEMA says (a new frame: safe to keep or mutate)."""
+    return frame.with_columns(pl.col(_CATEGORICAL_COLUMNS).cast(pl.String))
+
+
+class _KeyIndex:
+    """A set of 64-bit key hashes in little memory: the newest keys in a Python set, older
+    ones in sorted UInt64 arrays (8 bytes a key) that merge while the newer is at least
+    half the older, so a lookup is one set probe and a binary search in O(log n) arrays.
+    Call with the store's lock held."""
+
+    RECENT_LIMIT = 65_536
+
+    def __init__(self) -> None:
+        self._recent: set[int] = set()
+        self._runs: list[pl.Series] = []
+
+    def contains(self, keys: pl.Series) -> list[bool]:
+        recent = self._recent
+        found = [key in recent for key in keys.to_list()]
+        for run in self._runs:
+            present = run.search_sorted(keys, side="right") - run.search_sorted(keys, side="left")
+            found = [f or p > 0 for f, p in zip(found, present.to_list(), strict=True)]
+        return found
+
+    def add(self, keys: pl.Series) -> None:
+        self._recent.update(keys.to_list())
+        if len(self._recent) < self.RECENT_LIMIT:
+            return
+        self._runs.append(pl.Series(list(self._recent), dtype=pl.UInt64).sort())
+        self._recent = set()
+        while len(self._runs) > 1 and len(self._runs[-1]) * 2 >= len(self._runs[-2]):
+            newer = self._runs.pop()
+            self._runs[-1] = pl.concat([self._runs[-1], newer]).sort()
+
+    def remove(self, keys: pl.Series) -> None:
+        self._recent.difference_update(keys.to_list())
+        if not self._runs:
+            return
+        every = pl.concat(self._runs)
+        kept = every.filter(~every.is_in(keys.implode())).sort()
+        self._runs = [kept] if len(kept) else []
 
 
 def _unlink(path: Path | None) -> None:

@@ -57,9 +57,11 @@ def summarise_traces(spans: pl.DataFrame) -> pl.DataFrame:
     roots = (ranked.sort([_RANK, "start_ns", _ROW])
              .unique(subset="trace_id", keep="first", maintain_order=True)
              .select("trace_id", _RANK, _ROW))
+    # The store may hold name, service and origin as Categorical: the table has String.
     root_rows = spans[roots[_ROW]].select(
-        pl.col("name"), pl.col("status").alias("_root_status"), "input", "output",
-        pl.col("end_ns").alias("_root_end"), pl.col("service").alias("_root_service"))
+        pl.col("name").cast(pl.String), pl.col("status").alias("_root_status"), "input",
+        "output", pl.col("end_ns").alias("_root_end"),
+        pl.col("service").cast(pl.String).alias("_root_service"))
     roots = pl.concat([roots, root_rows], how="horizontal")
 
     is_llm = pl.col("kind") == "llm"
@@ -74,8 +76,8 @@ def summarise_traces(spans: pl.DataFrame) -> pl.DataFrame:
         pl.when(llm_tokens.count() > 0).then(llm_tokens.sum())
         .when(pl.col("tokens_total").count() > 0).then(pl.col("tokens_total").sum())
         .otherwise(None).cast(pl.Int64).alias("tokens_total"),
-        pl.col("service").drop_nulls().first().alias("_any_service"),
-        pl.col("origin").drop_nulls().first().alias("origin"),
+        pl.col("service").drop_nulls().first().cast(pl.String).alias("_any_service"),
+        pl.col("origin").drop_nulls().first().cast(pl.String).alias("origin"),
     )
     table = totals.join(roots, on="trace_id", how="left")
     return table.select(
