@@ -21,8 +21,9 @@ to String by ``spans()``. The duplicate check keeps 8-byte key hashes in sorted 
 arrays rather than a Python set (about 70 bytes a span), and looks up only the spans of
 traces already stored, since only those can be duplicates.
 
-Retention drops whole traces whose newest span started more than
-``retention_days`` ago, at load and then every ``RETENTION_INTERVAL_S``.
+Retention drops whole live-ingested traces whose newest span started more than
+``retention_days`` ago, at load and then every ``RETENTION_INTERVAL_S``; imported
+snapshots are kept.
 """
 
 from __future__ import annotations
@@ -309,7 +310,8 @@ class SpanStore:
 
     def apply_retention(self, now_ns: int | None = None) -> int:
         """Drop traces whose newest span started more than ``retention_days`` ago (memory and
-        disk). Returns the number of spans dropped."""
+        disk). Imported snapshots (spans with an origin) are kept: an old trace a teammate
+        shared is the point of importing it. Returns the number of spans dropped."""
         self._last_retention = time.monotonic()
         if self.retention_days is None:
             return 0
@@ -317,8 +319,10 @@ class SpanStore:
         with self._flush_lock:
             self._seal_pending()
             frame = self._all()
-            expired = (frame.group_by("trace_id").agg(pl.col("start_ns").max())
-                       .filter(pl.col("start_ns") < cutoff)["trace_id"])
+            expired = (frame.group_by("trace_id")
+                       .agg(pl.col("start_ns").max(),
+                            live=pl.col("origin").is_null().all())
+                       .filter(pl.col("live") & (pl.col("start_ns") < cutoff))["trace_id"])
             if expired.len() == 0:
                 return 0
             expired_list = expired.to_list()

@@ -205,6 +205,19 @@ def test_retention_drops_old_traces_in_memory_and_on_disk(disk_store) -> None:
     assert len(second) == 3
 
 
+def test_retention_keeps_imported_snapshots() -> None:
+    now = time.time_ns()
+    store = SpanStore(None, retention_days=5)
+    imported = frame_of(agent_trace(now - 60 * DAY_NS)).with_columns(
+        origin=pl.lit("retry-loop.json"))
+    live = frame_of(agent_trace(now - 10 * DAY_NS))
+    store.append(imported)
+    store.append(live)
+    assert store.apply_retention() == 3
+    assert store.trace_ids() == imported["trace_id"].unique().to_list()
+    store.close()
+
+
 def test_retention_runs_periodically(disk_store, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(store_module, "RETENTION_INTERVAL_S", 0.1)
     live = disk_store(retention_days=1)
