@@ -58,6 +58,7 @@ class SpanBatchBuilder:
         status_message: str | None = None,
         attributes: Mapping[str, Any] | None = None,
         events: Sequence[Mapping[str, Any]] = (),
+        links: Sequence[Mapping[str, Any]] = (),
         resource: Mapping[str, Any] | None = None,
         otel_kind: str | None = None,
         trace_state: str | None = None,
@@ -65,7 +66,8 @@ class SpanBatchBuilder:
         scope_version: str | None = None,
         origin: str | None = None,
     ) -> None:
-        """Add one span. ``events`` items are ``{"name", "time_ns", "attributes"}``;
+        """Add one span. ``events`` items are ``{"name", "time_ns", "attributes"}``,
+        ``links`` items ``{"trace_id", "span_id", "trace_state", "attributes"}``;
         ``end_ns`` None or 0 means the span never ended."""
         attrs = attributes or {}
         if resource is not self._resource:
@@ -117,6 +119,7 @@ class SpanBatchBuilder:
             semconv.finish_reason(attrs),
             _dumps(attrs if type(attrs) is dict else dict(attrs)),
             _dumps([dict(e) for e in events]) if events else _EMPTY_LIST_JSON,
+            _dumps([dict(link) for link in links]) if links else _EMPTY_LIST_JSON,
             otel_kind,
             trace_state or None,
             scope_name or None,

@@ -40,6 +40,14 @@ def readable_spans_to_frame(spans: Iterable[ReadableSpan], origin: str | None = 
                  "attributes": _plain(event.attributes)}
                 for event in span.events
             ],
+            links=[
+                {"trace_id": format(link.context.trace_id, "032x"),
+                 "span_id": format(link.context.span_id, "016x"),
+                 "trace_state": link.context.trace_state.to_header()
+                 if link.context.trace_state else "",
+                 "attributes": _plain(link.attributes)}
+                for link in span.links
+            ],
             resource=_plain(span.resource.attributes),
             otel_kind=span.kind.name.lower(),  # as the OTLP decoder writes it
             trace_state=trace_state,

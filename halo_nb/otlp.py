@@ -113,6 +113,12 @@ def decode_protobuf(body: bytes, origin: str | None = None) -> DecodeResult:
                          "attributes": _pb_attributes(e.attributes)}
                         for e in events
                     ] if events else (),
+                    links=[
+                        {"trace_id": link.trace_id.hex(), "span_id": link.span_id.hex(),
+                         "trace_state": link.trace_state,
+                         "attributes": _pb_attributes(link.attributes)}
+                        for link in span.links
+                    ] if span.links else (),
                     resource=resource,
                     otel_kind=OTEL_KINDS[kind] if 0 <= kind < 6 else "unspecified",
                     trace_state=span.trace_state,
@@ -244,6 +250,7 @@ def _json_span(span: Any) -> dict[str, Any]:
     try:
         attributes = _json_attributes(span.get("attributes"), "attributes")
         events = [_json_event(e, n) for n, e in enumerate(span.get("events") or ())]
+        links = [_json_link(link, n) for n, link in enumerate(span.get("links") or ())]
     except OTLPDecodeError as exc:
         raise _SpanProblem(str(exc)) from None
     return {
@@ -259,6 +266,7 @@ def _json_span(span: Any) -> dict[str, Any]:
         "status_message": _str(status.get("message")),
         "attributes": attributes,
         "events": events,
+        "links": links,
         "otel_kind": otel_kind,
         "trace_state": _str(_get(span, "traceState", "trace_state")),
     }
@@ -275,6 +283,22 @@ def _json_event(event: Any, n: int) -> dict[str, Any]:
         "name": _str(event.get("name")) or "",
         "time_ns": time_ns,
         "attributes": _json_attributes(event.get("attributes"), f"events[{n}].attributes"),
+    }
+
+
+def _json_link(link: Any, n: int) -> dict[str, Any]:
+    if not isinstance(link, Mapping):
+        raise OTLPDecodeError(f"links[{n}] must be an object, got {_type(link)}")
+    try:
+        trace_id = _json_id(_get(link, "traceId", "trace_id"), "traceId", 16, required=True)
+        span_id = _json_id(_get(link, "spanId", "span_id"), "spanId", 8, required=True)
+    except _SpanProblem as exc:
+        raise OTLPDecodeError(f"links[{n}].{exc}") from None
+    return {
+        "trace_id": trace_id,
+        "span_id": span_id,
+        "trace_state": _str(_get(link, "traceState", "trace_state")) or "",
+        "attributes": _json_attributes(link.get("attributes"), f"links[{n}].attributes"),
     }
 
 

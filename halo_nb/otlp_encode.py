@@ -85,6 +85,9 @@ def encode_span(row: Mapping[str, Any]) -> dict[str, Any]:
     span["attributes"] = key_values(_load_json(row["attributes"], "attributes", span_id))
     if events:
         span["events"] = [_encode_event(event) for event in events]
+    links = _load_json(row["links"], "links", span_id) or []
+    if links:
+        span["links"] = [_encode_link(link) for link in links]
     status: dict[str, Any] = {}
     code = STATUS_CODES[str(row["status"])]
     if code:
@@ -102,6 +105,16 @@ def _encode_event(event: Mapping[str, Any]) -> dict[str, Any]:
     encoded: dict[str, Any] = {"timeUnixNano": str(event.get("time_ns") or 0),
                                "name": event.get("name") or ""}
     attributes = event.get("attributes") or {}
+    if attributes:
+        encoded["attributes"] = key_values(attributes)
+    return encoded
+
+
+def _encode_link(link: Mapping[str, Any]) -> dict[str, Any]:
+    encoded: dict[str, Any] = {"traceId": link["trace_id"], "spanId": link["span_id"]}
+    if link.get("trace_state"):
+        encoded["traceState"] = link["trace_state"]
+    attributes = link.get("attributes") or {}
     if attributes:
         encoded["attributes"] = key_values(attributes)
     return encoded

@@ -50,6 +50,9 @@ SPAN_SCHEMA: dict[str, pl.DataType] = {
     "attributes": pl.String(),
     # JSON list of {"name", "time_ns", "attributes"}.
     "events": pl.String(),
+    # JSON list of {"trace_id", "span_id", "trace_state", "attributes"}: OTLP span links
+    # (a hand-off to work in another trace, a batch's inputs).
+    "links": pl.String(),
     # What OTLP carries beside the attributes, kept so a snapshot re-exports it.
     "otel_kind": pl.String(),
     "trace_state": pl.String(),

@@ -152,3 +152,17 @@ def test_empty_requests_decode_to_empty_frames() -> None:
     assert decode_protobuf(b"").frame.height == 0
     result = decode_json(b"{}")
     assert result.frame.height == 0 and result.frame.schema == pl.Schema(SPAN_SCHEMA)
+
+
+def test_json_links_are_kept_and_bad_links_reject_their_span() -> None:
+    trace_id, span_id = new_trace_id(), new_span_id()
+    request = json_request([span("linked"), span("bad link")])
+    spans = request["resourceSpans"][0]["scopeSpans"][0]["spans"]
+    spans[0]["links"] = [{"traceId": trace_id, "spanId": span_id, "traceState": "v=1",
+                          "attributes": [{"key": "n", "value": {"intValue": "3"}}]}]
+    spans[1]["links"] = [{"traceId": trace_id, "spanId": "00"}]
+    result = decode_json(json.dumps(request).encode())
+    assert json.loads(result.frame["links"][0]) == [
+        {"trace_id": trace_id, "span_id": span_id, "trace_state": "v=1", "attributes": {"n": 3}}]
+    assert result.rejected == 1
+    assert result.errors[0].startswith("resourceSpans[0].scopeSpans[0].spans[1]: links[0].spanId")

@@ -561,12 +561,20 @@ def test_sdk_objects_and_otlp_bytes_decode_to_the_same_frame() -> None:
             child.add_event("halo.annotation", {"score": 1.5})
             child.record_exception(ValueError("boom"))
             child.set_status(otel_trace.Status(otel_trace.StatusCode.ERROR, "boom"))
+        handoff = otel_trace.Link(child.get_span_context(), {"reason": "retry of call"})
+        with tracer.start_as_current_span("retry", links=[handoff]):
+            pass
     finished = exporter.get_finished_spans()
     direct = readable_spans_to_frame(finished)
     wire = decode_protobuf(encode_spans(finished).SerializeToString()).frame
     key = ["span_id"]
     assert direct.sort(key).equals(wire.select(direct.columns).sort(key))
-    assert set(direct["kind"]) == {"agent", "llm"}
+    assert set(direct["kind"]) == {"agent", "llm", "unknown"}
+    retry = direct.filter(pl.col("name") == "retry").row(0, named=True)
+    call = direct.filter(pl.col("name") == "call").row(0, named=True)
+    assert json.loads(retry["links"]) == [{
+        "trace_id": call["trace_id"], "span_id": call["span_id"], "trace_state": "",
+        "attributes": {"reason": "retry of call"}}]
 
 
 def test_export_over_otlp_to_a_collector() -> None:

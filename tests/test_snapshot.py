@@ -48,6 +48,10 @@ def exotic_frame() -> pl.DataFrame:
                    "attributes": {"exception.type": "ValueError",
                                   "exception.message": "bad plan"}},
                   {"name": "note", "time_ns": 1_700_000_001_500_000_000, "attributes": {}}],
+          links=[{"trace_id": OTHER, "span_id": "53995c3f42cd8ad8", "trace_state": "vendor=c",
+                  "attributes": {"reason": "handoff", "n": 2}},
+                 {"trace_id": OTHER, "span_id": "aaaaaaaaaaaaaaaa", "trace_state": "",
+                  "attributes": {}}],
           resource=resource, otel_kind="server", trace_state="vendor=a,other=b",
           scope_name="agent-lib", scope_version="2.0")
     b.add(trace_id=TRACE, span_id="00f067aa0ba902b7", parent_span_id="b7ad6b7169203331",
@@ -147,6 +151,11 @@ def test_exotic_values_round_trip_exactly(store, fresh_store, tmp_path):
     assert root["startTimeUnixNano"] == "1700000000123456789"
     assert root["kind"] == 2 and root["status"] == {"code": 2, "message": "gave up"}
     assert root["traceState"] == "vendor=a,other=b"
+    assert root["links"] == [
+        {"traceId": OTHER, "spanId": "53995c3f42cd8ad8", "traceState": "vendor=c",
+         "attributes": [{"key": "reason", "value": {"stringValue": "handoff"}},
+                        {"key": "n", "value": {"intValue": "2"}}]},
+        {"traceId": OTHER, "spanId": "aaaaaaaaaaaaaaaa"}]
     lookup = next(s for s in spans if s["spanId"] == "00f067aa0ba902b7")
     # An unended span stays unended; a message derived from an exception is not invented.
     assert "endTimeUnixNano" not in lookup and lookup["status"] == {}
