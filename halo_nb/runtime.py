@@ -32,11 +32,12 @@ def configure(**overrides: Any) -> Settings:
     (it reloads from the new path on next use); a running collector is stopped."""
     global _settings, _store
     with _lock:
-        new = settings().replace(**overrides)
+        old = settings()
+        new = old.replace(**overrides)
         storage_changed = (new.storage_path, new.persist, new.max_retention_days) != (
-            settings().storage_path, settings().persist, settings().max_retention_days)
+            old.storage_path, old.persist, old.max_retention_days)
         if storage_changed or (new.host, new.port, new.max_body_bytes) != (
-                settings().host, settings().port, settings().max_body_bytes):
+                old.host, old.port, old.max_body_bytes):
             stop()
         if storage_changed and _store is not None:
             _store.close()

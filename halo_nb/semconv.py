@@ -3,8 +3,11 @@ spell the fields of the span frame. One place, so every decoder agrees."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
+
+from .schema import KINDS
 
 # Kind sources, tried in this order (ARCHITECTURE.md).
 OPENINFERENCE_KIND = "openinference.span.kind"
@@ -51,6 +54,8 @@ HALO_METADATA_PREFIX = "halo.metadata."
 HALO_ANNOTATION_EVENT = "halo.annotation"
 HALO_TRACE_ENDED = "halo.trace.ended"
 
+_KINDS = frozenset(KINDS)
+
 
 def first(attrs: Mapping[str, Any], keys: tuple[str, ...]) -> Any:
     """The value of the first key present (and not None) in attrs."""
@@ -84,8 +89,6 @@ def as_text(value: Any) -> str | None:
     """Text for a frame column: strings as they are, anything else as JSON."""
     if value is None or isinstance(value, str):
         return value
-    import json
-
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
@@ -104,11 +107,3 @@ def finish_reason(attrs: Mapping[str, Any]) -> str | None:
         value = value[0] if value else None
     return None if value is None else str(value)
 
-
-def _kinds() -> frozenset[str]:
-    from .schema import KINDS
-
-    return frozenset(KINDS)
-
-
-_KINDS = _kinds()
