@@ -86,14 +86,14 @@ class SpanBatchBuilder:
         tokens_out = as_int(first(attrs, semconv.TOKENS_OUT))
         tokens_total = as_int(first(attrs, semconv.TOKENS_TOTAL))
         if tokens_total is None and (tokens_in is not None or tokens_out is not None):
-            tokens_total = (tokens_in or 0) + (tokens_out or 0)
+            tokens_total = semconv.add_counts(tokens_in, tokens_out)
         tool_args = first(attrs, semconv.TOOL_ARGS)
         tool_result = first(attrs, semconv.TOOL_RESULT)
         if kind == "tool":
             if tool_args is None:
-                tool_args = attrs.get("input.value")
+                tool_args = attrs.get(semconv.TOOL_ARGS_FALLBACK)
             if tool_result is None:
-                tool_result = attrs.get("output.value")
+                tool_result = attrs.get(semconv.TOOL_RESULT_FALLBACK)
         end = end_ns or None
         self._rows.append((
             trace_id,
@@ -138,12 +138,12 @@ class SpanBatchBuilder:
 
 def _exception_message(events: Sequence[Mapping[str, Any]]) -> str | None:
     for event in events:
-        if event.get("name") == "exception":
+        if event.get("name") == semconv.EXCEPTION_EVENT:
             attrs = event.get("attributes") or {}
-            message = attrs.get("exception.message")
+            message = attrs.get(semconv.EXCEPTION_MESSAGE)
             if message is not None:
                 return str(message)
-            kind = attrs.get("exception.type")
+            kind = attrs.get(semconv.EXCEPTION_TYPE)
             if kind is not None:
                 return str(kind)
     return None

@@ -16,17 +16,18 @@ Answers, per the OTLP/HTTP specification:
 
 A bad request never stops the server and never touches spans already stored.
 
-Decoding is CPU-bound Python (about 25 us a span) and holds the GIL, so large bodies are
-decoded by a few worker processes: the kernel writes the body to a worker's stdin, the
-worker answers with the frame serialized, and the kernel only reads bodies, appends
-frames and answers. That uses every core and keeps the kernel's main thread responsive
-while agents export at full rate. Workers are plain ``python -c`` children (not
+Protobuf bodies are decoded natively (``otlp.decode_protobuf``: C that runs without the
+GIL) in the request's own thread, so concurrent exporters decode on every core while the
+kernel's main thread stays free. JSON bodies are decoded in Python (about 25 us a span,
+holding the GIL), so large ones go to a few worker processes: the kernel writes the body
+to a worker's stdin, the worker answers with the frame serialized, and the kernel only
+reads bodies, appends frames and answers. Workers are plain ``python -c`` children (not
 multiprocessing, which would re-import the user's ``__main__``); they exit when their
-stdin closes, so they die with the kernel. Small bodies (under ``POOL_MIN_BYTES``) are
-decoded in the handler thread, where the round trip would cost more than it saves. The
-workers start with the first large body (or ``start_decoders()``); if one dies, that
-request is decoded in-thread and a new worker replaces it. Errors are the same either
-way: a worker reports ``OTLPDecodeError``'s message or the partial-success details.
+stdin closes, so they die with the kernel. Small JSON bodies (under ``POOL_MIN_BYTES``)
+are decoded in the handler thread, where the round trip would cost more than it saves.
+The workers start with the first large JSON body (or ``start_decoders()``); if one dies,
+that request is decoded in-thread and a new worker replaces it. Errors are the same
+either way: a worker reports ``OTLPDecodeError``'s message or the partial-success details.
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ _CONTENT_TYPES = {PROTOBUF: PROTOBUF, "application/protobuf": PROTOBUF, JSON: JS
 # gRPC status codes carried in google.rpc.Status.code.
 _GRPC_CODE = {400: 3, 411: 3, 413: 8, 415: 3, 404: 5, 405: 12, 500: 13}
 _READ_STEP = 1 << 20
-# Bodies at least this large are decoded in a worker process.
+# JSON bodies at least this large are decoded in a worker process.
 POOL_MIN_BYTES = 64 * 1024
 DEFAULT_DECODE_WORKERS = max(1, min(4, os.cpu_count() or 1))
 
@@ -212,9 +213,10 @@ class Collector:
             c.spans_rejected += spans_bad
 
     def ingest(self, body: bytes, content_type: str) -> DecodeResult:
-        """Decode a request body (in a worker process when it is large) and store its
+        """Decode a request body (a large JSON one in a worker process) and store its
         spans."""
-        decoders = self._decoder_pool() if len(body) >= POOL_MIN_BYTES else None
+        large_json = content_type == JSON and len(body) >= POOL_MIN_BYTES
+        decoders = self._decoder_pool() if large_json else None
         result = None
         if decoders is not None:
             try:

@@ -32,10 +32,13 @@ from typing import Any
 
 import orjson
 import polars as pl
+import pyarrow as pa
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from .batch import SpanBatchBuilder
+from . import _wire, semconv
+from .batch import STATUS_NAMES, SpanBatchBuilder
+from .schema import KINDS, SPAN_COLUMNS, SPAN_SCHEMA, STATUSES, empty_spans
 
 OTEL_KINDS = ("unspecified", "internal", "server", "client", "producer", "consumer")
 _KIND_NAMES = {f"SPAN_KIND_{k.upper()}": k for k in OTEL_KINDS}
@@ -68,7 +71,106 @@ class DecodeResult:
 
 
 def decode_protobuf(body: bytes, origin: str | None = None) -> DecodeResult:
-    """Decode an OTLP/HTTP protobuf ``ExportTraceServiceRequest``."""
+    """Decode an OTLP/HTTP protobuf ``ExportTraceServiceRequest``: natively, or by the
+    reference decoder when the native one leaves the request to it."""
+    result = decode_native(body, origin)
+    return decode_protobuf_reference(body, origin) if result is None else result
+
+
+def decode_native(body: bytes, origin: str | None = None) -> DecodeResult | None:
+    """The native decoder (``_wire.c``) alone: the frame as ``decode_protobuf_reference``
+    builds it, or None for a request outside its common path (malformed input, rejected
+    spans, values whose Python conversion it does not repeat)."""
+    decoded = _wire.decode(body)
+    if decoded is None:
+        return None
+    rows, buffers = decoded
+    if rows == 0:
+        return DecodeResult(empty_spans())
+    arrays = [_arrow_array(name, kind, rows, *column)
+              for (name, kind), column in zip(_wire.COLUMNS, buffers, strict=True)]
+    arrays.append(pa.array([origin] * rows, pa.string_view()))
+    frame = pl.DataFrame(pa.RecordBatch.from_arrays(arrays, schema=_NATIVE_SCHEMA))
+    return DecodeResult(frame.cast(SPAN_SCHEMA) if _NATIVE_NEEDS_CAST else frame)
+
+
+def _arrow_array(name: str, kind: str, rows: int, data: bytes, views: bytes | None,
+                 validity: bytes | None) -> pa.Array:
+    valid = None if validity is None else pa.py_buffer(validity)
+    if kind == "str":
+        return pa.Array.from_buffers(pa.string_view(), rows,
+                                     [valid, pa.py_buffer(views), pa.py_buffer(data)])
+    if kind == "code":
+        codes = pa.Array.from_buffers(pa.uint8(), rows, [valid, pa.py_buffer(data)])
+        return pa.DictionaryArray.from_arrays(codes, _ENUM_VALUES[name])
+    return pa.Array.from_buffers(_ARROW_NUMBERS[kind], rows, [valid, pa.py_buffer(data)])
+
+
+def _native_schema() -> pa.Schema:
+    """The Arrow schema the native columns are assembled under: string views (Polars' own
+    layout), and the Enum columns as dictionaries carrying the metadata Polars itself
+    writes for an Enum (taken from Polars, so it turns them back into the Enum)."""
+    exported = empty_spans().to_arrow().schema
+    kinds = dict(_wire.COLUMNS)
+    fields = []
+    for name in SPAN_COLUMNS:
+        kind = kinds.get(name, "str")
+        if kind == "code":
+            fields.append(pa.field(name, pa.dictionary(pa.uint8(), pa.string_view()),
+                                   metadata=exported.field(name).metadata))
+        else:
+            fields.append(pa.field(name, _ARROW_NUMBERS.get(kind, pa.string_view())))
+    return pa.schema(fields)
+
+
+def _native_tables() -> dict[str, Any]:
+    """semconv's tables in the form ``_wire.configure`` takes: the native decoder has no
+    attribute names of its own."""
+    identity = {kind: kind for kind in KINDS}
+    return {
+        "kinds": KINDS,
+        "kind_sources": [
+            (semconv.OPENINFERENCE_KIND, identity),
+            (semconv.GENAI_OPERATION, semconv.GENAI_OPERATION_KINDS),
+            (semconv.TRACELOOP_KIND, semconv.TRACELOOP_KINDS),
+            (semconv.HALO_KIND, identity),
+        ],
+        "kind_if_model": "llm",
+        "kind_default": "unknown",
+        "tool_kind": "tool",
+        "model": semconv.MODEL,
+        "tokens_in": semconv.TOKENS_IN,
+        "tokens_out": semconv.TOKENS_OUT,
+        "tokens_total": semconv.TOKENS_TOTAL,
+        "tool_name": semconv.TOOL_NAME,
+        "tool_args": semconv.TOOL_ARGS,
+        "tool_result": semconv.TOOL_RESULT,
+        "input": semconv.INPUT,
+        "output": semconv.OUTPUT,
+        "finish_reason": semconv.FINISH_REASON,
+        "service_name": semconv.SERVICE_NAME,
+        "tool_args_fallback": semconv.TOOL_ARGS_FALLBACK,
+        "tool_result_fallback": semconv.TOOL_RESULT_FALLBACK,
+        "exception_event": semconv.EXCEPTION_EVENT,
+        "exception_message": semconv.EXCEPTION_MESSAGE,
+        "exception_type": semconv.EXCEPTION_TYPE,
+    }
+
+
+_wire.configure(_native_tables())
+_ARROW_NUMBERS = {"i64": pa.int64(), "f64": pa.float64()}
+# The native decoder writes a status as its OTLP code, so STATUSES must be in code order.
+assert list(STATUSES) == [STATUS_NAMES[code] for code in range(len(STATUSES))]
+_ENUM_VALUES = {"kind": pa.array(KINDS, pa.string_view()),
+                "status": pa.array(STATUSES, pa.string_view())}
+_NATIVE_SCHEMA = _native_schema()
+# True only with a Polars that reads the Enum metadata differently: then cast each frame.
+_NATIVE_NEEDS_CAST = pl.DataFrame(_NATIVE_SCHEMA.empty_table()).schema != SPAN_SCHEMA
+
+
+def decode_protobuf_reference(body: bytes, origin: str | None = None) -> DecodeResult:
+    """Decode an OTLP/HTTP protobuf ``ExportTraceServiceRequest`` in Python, through
+    ``SpanBatchBuilder``: the definition the native decoder is held to."""
     request = ExportTraceServiceRequest()
     try:
         request.ParseFromString(body)
@@ -90,10 +192,12 @@ def decode_protobuf(body: bytes, origin: str | None = None) -> DecodeResult:
                 parent = span.parent_span_id
                 status = span.status
                 code = status.code
+                start = span.start_time_unix_nano
+                end = span.end_time_unix_nano
                 if (len(trace_id) != 16 or len(span_id) != 8 or trace_id == _ZERO_TRACE
                         or span_id == _ZERO_SPAN or (parent and len(parent) != 8)
-                        or not 0 <= code <= 2):
-                    reason = _pb_problem(trace_id, span_id, parent, code)
+                        or not 0 <= code <= 2 or start > _INT64_MAX or end > _INT64_MAX):
+                    reason = _pb_problem(trace_id, span_id, parent, code, start, end)
                     errors.append(f"resourceSpans[{r}].scopeSpans[{s}].spans[{i}]: {reason}")
                     continue
                 events = span.events
@@ -103,8 +207,8 @@ def decode_protobuf(body: bytes, origin: str | None = None) -> DecodeResult:
                     span_id=span_id.hex(),
                     parent_span_id=parent.hex() if parent else None,
                     name=span.name,
-                    start_ns=span.start_time_unix_nano,
-                    end_ns=span.end_time_unix_nano,
+                    start_ns=start,
+                    end_ns=end,
                     status_code=code,
                     status_message=status.message,
                     attributes=_pb_attributes(span.attributes),
@@ -133,7 +237,11 @@ _ZERO_TRACE = bytes(16)
 _ZERO_SPAN = bytes(8)
 
 
-def _pb_problem(trace_id: bytes, span_id: bytes, parent: bytes, code: int) -> str:
+_INT64_MAX = 2**63 - 1
+
+
+def _pb_problem(trace_id: bytes, span_id: bytes, parent: bytes, code: int, start: int,
+                end: int) -> str:
     if len(trace_id) != 16:
         return f"traceId must be 16 bytes, got {len(trace_id)}"
     if not any(trace_id):
@@ -144,6 +252,10 @@ def _pb_problem(trace_id: bytes, span_id: bytes, parent: bytes, code: int) -> st
         return "spanId must not be all zeros"
     if parent and len(parent) != 8:
         return f"parentSpanId must be empty or 8 bytes, got {len(parent)}"
+    if start > _INT64_MAX:
+        return f"startTimeUnixNano {start} is out of range"
+    if end > _INT64_MAX:
+        return f"endTimeUnixNano {end} is out of range"
     return f"status.code {code} is not a StatusCode (0, 1 or 2)"
 
 

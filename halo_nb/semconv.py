@@ -44,10 +44,17 @@ TOKENS_TOTAL = ("llm.token_count.total", "gen_ai.usage.total_tokens")
 TOOL_NAME = ("gen_ai.tool.name", "tool.name")
 TOOL_ARGS = ("gen_ai.tool.call.arguments",)
 TOOL_RESULT = ("gen_ai.tool.call.result",)
+# A tool span without the GenAI tool keys takes its arguments and result from these.
+TOOL_ARGS_FALLBACK = "input.value"
+TOOL_RESULT_FALLBACK = "output.value"
 INPUT = ("input.value", "gen_ai.input.messages", "gen_ai.prompt", "traceloop.entity.input")
 OUTPUT = ("output.value", "gen_ai.output.messages", "gen_ai.completion", "traceloop.entity.output")
 FINISH_REASON = ("gen_ai.response.finish_reasons", "llm.finish_reason", "halo.finish_reason")
 SERVICE_NAME = "service.name"
+# An error span without a status message takes the first exception event's message.
+EXCEPTION_EVENT = "exception"
+EXCEPTION_MESSAGE = "exception.message"
+EXCEPTION_TYPE = "exception.type"
 
 # Attributes the halo SDK writes beside the OpenInference / GenAI ones.
 HALO_METADATA_PREFIX = "halo.metadata."
@@ -92,13 +99,25 @@ def as_text(value: Any) -> str | None:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
 def as_int(value: Any) -> int | None:
+    """A count as an int64: ints, numeric text and floats (truncated); None for anything
+    else, including what an int64 column cannot hold (inf, nan, 1e20)."""
     if value is None or isinstance(value, bool):
         return None
     try:
-        return int(value)
-    except (TypeError, ValueError):
+        number = int(value)
+    except (TypeError, ValueError, OverflowError):
         return None
+    return number if INT64_MIN <= number <= INT64_MAX else None
+
+
+def add_counts(a: int | None, b: int | None) -> int | None:
+    """a + b, where a missing count is 0 and a sum beyond int64 is unknown (None)."""
+    total = (a or 0) + (b or 0)
+    return total if INT64_MIN <= total <= INT64_MAX else None
 
 
 def finish_reason(attrs: Mapping[str, Any]) -> str | None:

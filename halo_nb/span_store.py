@@ -4,7 +4,8 @@ Appends are short and thread-safe (the collector thread calls them while the
 kernel reads). Reads return snapshots: a Polars frame the caller may keep or
 mutate without touching the store.
 
-Memory layout: ``_pending`` holds the frames appended since the last flush;
+Memory layout: ``_pending`` holds the frames appended since the last flush (as
+appended, in SPAN_SCHEMA form);
 ``_sealed`` holds larger rechunked frames, each backed by the Parquet parts that hold
 its spans. A background thread seals pending frames every ``FLUSH_INTERVAL_S``
 (writing them as one new part), merges small sealed frames in memory, and rewrites a
@@ -111,10 +112,11 @@ class SpanStore:
             return 0
         if self._closed:
             raise RuntimeError("SpanStore is closed")
-        frame = _conform(frame)
-        if not frame.select(_ID_PAIR.is_first_distinct().all()).item():
-            frame = frame.filter(_ID_PAIR.is_first_distinct())
+        frame = _span_frame(frame)
         keys = pl.Series(_key_hashes(frame), dtype=pl.UInt64)
+        if keys.n_unique() < frame.height:  # a repeated span in the batch, or a collision
+            frame = frame.filter(_ID_PAIR.is_first_distinct())
+            keys = pl.Series(_key_hashes(frame), dtype=pl.UInt64)
         trace_ids = frame["trace_id"].unique(maintain_order=True).to_list()
         with self._lock:
             # Only a span of a trace already stored can be a duplicate: look up those keys.
@@ -218,7 +220,10 @@ class SpanStore:
             version = self._version
             if self._snapshot is not None and self._snapshot[0] == version:
                 return self._snapshot[1]
-            frames = [s.frame for s in self._sealed] + self._pending
+            frames = [s.frame for s in self._sealed]
+            pending = list(self._pending)
+        if pending:
+            frames.append(_stored_form(pending))
         if not frames:
             frame = _conform(empty_spans())
         elif len(frames) == 1:
@@ -272,7 +277,7 @@ class SpanStore:
             batch = self._pending[:count]
         if not count:
             return
-        frame = pl.concat(batch, how="vertical", rechunk=True) if count > 1 else batch[0]
+        frame = _stored_form(batch)
         parts = [self._write_part(frame)] if self.path is not None else []
         with self._lock:
             self._sealed.append(_Sealed(frame, parts))
@@ -365,7 +370,7 @@ class SpanStore:
         name = f"part-{time.time_ns():020d}-{os.getpid()}-{uuid.uuid4().hex[:8]}.parquet"
         final = self.path / name
         temp = self.path / f".{name}.tmp"
-        frame.write_parquet(temp, compression="zstd", compression_level=1, statistics=False)
+        frame.write_parquet(temp, compression="lz4", statistics=False)
         with temp.open("rb") as fh:
             os.fsync(fh.fileno())
         os.replace(temp, final)
@@ -418,8 +423,27 @@ _SPAN_ITEMS = list(SPAN_SCHEMA.items())
 
 
 def _key_hashes(frame: pl.DataFrame) -> pl.Series:
-    return frame.select(pl.concat_str(_ID_COLUMNS, separator="/").hash(seed=0x4A10)
-                        ).to_series()
+    """A shortlist key: span ids are random 64-bit values, so hashing the span id alone
+    is as selective as hashing both ids (and cheaper); hits are confirmed on both ids."""
+    return frame["span_id"].hash(seed=0x4A10)
+
+
+def _span_frame(frame: pl.DataFrame) -> pl.DataFrame:
+    """The frame with exactly the SPAN_SCHEMA columns, in order (missing ones null)."""
+    if list(frame.schema.items()) == _SPAN_ITEMS:
+        return frame
+    return frame.select(
+        (pl.col(name) if name in frame.columns else pl.lit(None)).cast(dtype).alias(name)
+        for name, dtype in SPAN_SCHEMA.items()
+    )
+
+
+def _stored_form(frames: list[pl.DataFrame]) -> pl.DataFrame:
+    """Appended frames as one stored chunk. Appends stay cheap (a Categorical cast costs
+    about half a millisecond a call whatever the size), so the cast happens here, once
+    for everything appended since the last flush."""
+    frame = pl.concat(frames, how="vertical", rechunk=True) if len(frames) > 1 else frames[0]
+    return _conform(frame)
 
 
 def _conform(frame: pl.DataFrame) -> pl.DataFrame:

@@ -291,42 +291,49 @@ def test_spans_received_before_a_restart_are_served_after_it(halo_runtime) -> No
 
 
 def large_batch(prefix: str, count: int = 400) -> list[dict]:
-    """Spans whose request body is over POOL_MIN_BYTES, so worker processes decode it."""
+    """Spans whose request body is over POOL_MIN_BYTES, so worker processes decode it when
+    it is JSON (protobuf is decoded natively in the request thread)."""
     return [span(f"{prefix}{i}", attrs={"input.value": "x" * 300, "openinference.span.kind": "LLM",
                                         "llm.token_count.prompt": i}) for i in range(count)]
 
 
-def test_large_bodies_are_decoded_by_workers_with_the_same_answers(
+def large_json(spans: list[dict]) -> bytes:
+    return json.dumps(json_request(spans)).encode()
+
+
+def test_large_json_bodies_are_decoded_by_workers_with_the_same_answers(
         memory_store: SpanStore) -> None:
     from halo_nb.collector import POOL_MIN_BYTES
 
     with Collector(memory_store, host="127.0.0.1", port=0, decode_workers=1) as collector:
         collector.start_decoders()
-        good = protobuf_body(large_batch("p"))
+        good = large_json(large_batch("j"))
         assert len(good) >= POOL_MIN_BYTES
-        assert post(collector, good)[0] == 200
-        as_json = json.dumps(json_request(large_batch("j"))).encode()
-        assert post(collector, as_json, JSON)[0] == 200
+        assert post(collector, good, JSON)[0] == 200
+        assert post(collector, protobuf_body(large_batch("p")))[0] == 200
         spans = memory_store.spans()
         assert spans.height == 800
-        assert spans.filter(spans["name"] == "p7")["tokens_in"].to_list() == [7]
+        assert spans.filter(spans["name"] == "j7")["tokens_in"].to_list() == [7]
         assert set(spans["kind"]) == {"llm"}
 
         mixed = large_batch("m") + [span("bad", raw_ids=(b"\x01" * 4, b"\x02" * 8))]
-        code, _, raw = post(collector, protobuf_body(mixed))
-        partial = ExportTraceServiceResponse.FromString(raw).partial_success
-        assert (code, partial.rejected_spans) == (200, 1)
-        assert partial.error_message == (
-            "resourceSpans[0].scopeSpans[0].spans[400]: traceId must be 16 bytes, got 4")
+        mixed_json = json_request(mixed)
+        mixed_json["resourceSpans"][0]["scopeSpans"][0]["spans"][400]["traceId"] = "01" * 4
+        code, _, raw = post(collector, json.dumps(mixed_json).encode(), JSON)
+        assert code == 200
+        assert json.loads(raw)["partialSuccess"] == {
+            "rejectedSpans": "1",
+            "errorMessage": "resourceSpans[0].scopeSpans[0].spans[400]: traceId must be 16 "
+                            "bytes (32 hex digits), got 8 characters"}
 
-        code, _, raw = post(collector, b"\x0a\xff\xff\xff\xff\x0f" + b"\x00" * POOL_MIN_BYTES)
+        code, _, raw = post(collector, b"[" + b" " * POOL_MIN_BYTES + b"{", JSON)
         assert code == 400
-        assert "not a valid protobuf" in status_message(PROTOBUF, raw)
+        assert "not valid UTF-8 JSON" in status_message(JSON, raw)
         assert memory_store.spans().height == 1200
 
         worker = next(iter(collector._decoders._workers))
         worker.kill()
         worker.wait()
-        assert post(collector, protobuf_body(large_batch("after")))[0] == 200
+        assert post(collector, large_json(large_batch("after")), JSON)[0] == 200
         assert memory_store.spans().height == 1600
         assert collector.running

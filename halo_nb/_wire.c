@@ -1,0 +1,1551 @@
+/* OTLP ExportTraceServiceRequest (protobuf wire format) -> span-frame columns, natively.
+ *
+ * The collector's hot path. It reads the wire format directly (no message objects),
+ * writes every column of the span frame as Arrow buffers, and runs without the GIL, so
+ * request threads decode on every core while the kernel's main thread stays free.
+ *
+ * halo_nb.otlp.decode_protobuf_reference (Python, through batch.SpanBatchBuilder) is the
+ * definition of the frame; this is a faster implementation of the same rules, with the
+ * attribute-name tables handed over from halo_nb.semconv by configure(), and held equal
+ * to the reference by tests/test_native_decoder.py. Anything outside the common path
+ * (malformed or truncated bodies, invalid UTF-8, rejected spans, merged sub-messages,
+ * non-integer token counts, ...) makes decode() return None: the reference decoder then
+ * handles the request and reports any error in its words.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <float.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- growable byte buffers ------------------------------------------------------------ */
+
+typedef struct {
+    char *p;
+    size_t len, cap;
+} buf_t;
+
+static int buf_reserve(buf_t *b, size_t extra) {
+    if (b->len + extra <= b->cap) return 0;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < b->len + extra) cap *= 2;
+    char *p = realloc(b->p, cap);
+    if (!p) return -1;
+    b->p = p;
+    b->cap = cap;
+    return 0;
+}
+
+static int buf_put(buf_t *b, const void *data, size_t n) {
+    if (buf_reserve(b, n)) return -1;
+    memcpy(b->p + b->len, data, n);
+    b->len += n;
+    return 0;
+}
+
+static int buf_str(buf_t *b, const char *s) { return buf_put(b, s, strlen(s)); }
+
+static inline int buf_char(buf_t *b, char c) {
+    if (b->len == b->cap && buf_reserve(b, 1)) return -1;
+    b->p[b->len++] = c;
+    return 0;
+}
+
+static void buf_free(buf_t *b) {
+    free(b->p);
+    b->p = NULL;
+    b->len = b->cap = 0;
+}
+
+/* ---- results and failure ------------------------------------------------------------- */
+
+/* Every helper returns OK or NATIVE_NO ("leave this request to the reference decoder");
+   running out of memory is NATIVE_NOMEM. */
+enum { OK = 0, NATIVE_NO = -1, NATIVE_NOMEM = -2 };
+#define TRY(x)                   \
+    do {                         \
+        int rc_ = (x);           \
+        if (rc_ != OK) return rc_; \
+    } while (0)
+#define MEM(x)                               \
+    do {                                     \
+        if ((x) != 0) return NATIVE_NOMEM;   \
+    } while (0)
+
+/* ---- protobuf wire format ------------------------------------------------------------ */
+
+typedef struct {
+    const uint8_t *p, *end;
+} reader_t;
+
+static int read_varint(reader_t *r, uint64_t *out) {
+    uint64_t value = 0;
+    for (int shift = 0; shift < 70; shift += 7) {
+        if (r->p >= r->end) return NATIVE_NO;
+        uint8_t byte = *r->p++;
+        value |= (uint64_t)(byte & 0x7f) << shift;
+        if (!(byte & 0x80)) {
+            *out = value;
+            return OK;
+        }
+    }
+    return NATIVE_NO;
+}
+
+static int read_fixed64(reader_t *r, uint64_t *out) {
+    if (r->end - r->p < 8) return NATIVE_NO;
+    memcpy(out, r->p, 8); /* little-endian hosts (x86-64, aarch64) */
+    r->p += 8;
+    return OK;
+}
+
+typedef struct {
+    const uint8_t *p;
+    size_t len;
+} bytes_t;
+
+static int read_bytes(reader_t *r, bytes_t *out) {
+    uint64_t n;
+    TRY(read_varint(r, &n));
+    if (n > (uint64_t)(r->end - r->p)) return NATIVE_NO;
+    out->p = r->p;
+    out->len = (size_t)n;
+    r->p += n;
+    return OK;
+}
+
+/* The next field: its number, wire type, and (for wire type 2) its bytes, or its
+   integer value (wire types 0, 1, 5). Groups (3, 4) and invalid types are left to the
+   reference. */
+typedef struct {
+    uint32_t number;
+    int wire;
+    bytes_t bytes;
+    uint64_t value;
+} field_t;
+
+static int next_field(reader_t *r, field_t *f) {
+    uint64_t tag;
+    TRY(read_varint(r, &tag));
+    f->number = (uint32_t)(tag >> 3);
+    f->wire = (int)(tag & 7);
+    if (f->number == 0 || tag >> 32) return NATIVE_NO;
+    switch (f->wire) {
+    case 0:
+        return read_varint(r, &f->value);
+    case 1:
+        return read_fixed64(r, &f->value);
+    case 2:
+        return read_bytes(r, &f->bytes);
+    case 5:
+        if (r->end - r->p < 4) return NATIVE_NO;
+        {
+            uint32_t v;
+            memcpy(&v, r->p, 4);
+            f->value = v;
+        }
+        r->p += 4;
+        return OK;
+    default:
+        return NATIVE_NO;
+    }
+}
+
+/* A known field number arriving with another wire type: the reference decides. */
+#define EXPECT(f, w)                             \
+    do {                                         \
+        if ((f).wire != (w)) return NATIVE_NO;   \
+    } while (0)
+
+#define ONES UINT64_C(0x0101010101010101)
+#define HIGHS UINT64_C(0x8080808080808080)
+
+static inline uint64_t load8(const uint8_t *s) {
+    uint64_t w;
+    memcpy(&w, s, 8);
+    return w;
+}
+
+static int valid_utf8(const uint8_t *s, size_t n) {
+    size_t i = 0;
+    while (i < n) {
+        while (i + 8 <= n && !(load8(s + i) & HIGHS)) i += 8;
+        if (i >= n) break;
+        uint8_t c = s[i];
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        size_t need;
+        uint32_t cp;
+        if (c >= 0xc2 && c <= 0xdf) {
+            need = 1;
+            cp = c & 0x1f;
+        } else if (c >= 0xe0 && c <= 0xef) {
+            need = 2;
+            cp = c & 0x0f;
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            need = 3;
+            cp = c & 0x07;
+        } else {
+            return 0;
+        }
+        if (i + need >= n) return 0;
+        for (size_t k = 1; k <= need; k++) {
+            if ((s[i + k] & 0xc0) != 0x80) return 0;
+            cp = (cp << 6) | (s[i + k] & 0x3f);
+        }
+        if ((need == 2 && cp < 0x800) || (need == 3 && cp < 0x10000) || cp > 0x10ffff ||
+            (cp >= 0xd800 && cp <= 0xdfff))
+            return 0;
+        i += need + 1;
+    }
+    return 1;
+}
+
+/* ---- AnyValue ------------------------------------------------------------------------ */
+
+enum { V_NONE, V_STR, V_BOOL, V_INT, V_DOUBLE, V_ARRAY, V_KVLIST, V_BYTES };
+
+typedef struct {
+    int type;
+    bytes_t bytes; /* string, bytes, or the ArrayValue / KeyValueList message */
+    int64_t i;
+    double d;
+} value_t;
+
+static int validate_value(bytes_t msg, int depth);
+
+/* Strings are checked for UTF-8 where they are written (json_string); a value a later
+   field overrides is never written, so it is checked here. */
+static int parse_value(bytes_t msg, value_t *v) {
+    reader_t r = {msg.p, msg.p + msg.len};
+    field_t f;
+    int messages = 0, fields = 0;
+    v->type = V_NONE;
+    while (r.p < r.end) {
+        TRY(next_field(&r, &f));
+        if (f.number >= 1 && f.number <= 7 && ++fields == 2) TRY(validate_value(msg, 0));
+        switch (f.number) {
+        case 1:
+            EXPECT(f, 2);
+            v->type = V_STR;
+            v->bytes = f.bytes;
+            break;
+        case 2:
+            EXPECT(f, 0);
+            v->type = V_BOOL;
+            v->i = f.value != 0;
+            break;
+        case 3:
+            EXPECT(f, 0);
+            v->type = V_INT;
+            v->i = (int64_t)f.value;
+            break;
+        case 4:
+            EXPECT(f, 1);
+            v->type = V_DOUBLE;
+            memcpy(&v->d, &f.value, 8);
+            break;
+        case 5:
+        case 6:
+            EXPECT(f, 2);
+            /* A repeated sub-message merges into the first: the reference's business. */
+            if (++messages > 1) return NATIVE_NO;
+            v->type = f.number == 5 ? V_ARRAY : V_KVLIST;
+            v->bytes = f.bytes;
+            break;
+        case 7:
+            EXPECT(f, 2);
+            v->type = V_BYTES;
+            v->bytes = f.bytes;
+            break;
+        default:
+            break;
+        }
+    }
+    return OK;
+}
+
+/* ---- key/value lists with Python dict semantics ------------------------------------ */
+
+/* One attribute: its key and AnyValue (absent value = None). Duplicate keys keep the
+   first position and the last value, as a dict built in order does. */
+typedef struct {
+    bytes_t key;
+    bytes_t value; /* the AnyValue message */
+    value_t parsed;
+    int has_value;
+    int dead; /* a later duplicate, folded into the first */
+} kv_t;
+
+typedef struct {
+    kv_t *items;
+    size_t len, cap;
+} kvstack_t;
+
+static int kv_push(kvstack_t *s, kv_t kv) {
+    if (s->len == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 64;
+        kv_t *items = realloc(s->items, cap * sizeof(kv_t));
+        if (!items) return NATIVE_NOMEM;
+        s->items = items;
+        s->cap = cap;
+    }
+    s->items[s->len++] = kv;
+    return OK;
+}
+
+static int parse_keyvalue(bytes_t msg, kv_t *kv) {
+    reader_t r = {msg.p, msg.p + msg.len};
+    field_t f;
+    int values = 0;
+    kv->key.p = (const uint8_t *)"";
+    kv->key.len = 0;
+    kv->has_value = 0;
+    kv->dead = 0;
+    while (r.p < r.end) {
+        TRY(next_field(&r, &f));
+        if (f.number == 1) {
+            EXPECT(f, 2);
+            if (!valid_utf8(kv->key.p, kv->key.len)) return NATIVE_NO; /* overridden */
+            kv->key = f.bytes;
+        } else if (f.number == 2) {
+            EXPECT(f, 2);
+            if (++values > 1) return NATIVE_NO;
+            kv->value = f.bytes;
+            kv->has_value = 1;
+        }
+    }
+    return OK;
+}
+
+static int same_key(bytes_t a, bytes_t b) {
+    return a.len == b.len && memcmp(a.p, b.p, a.len) == 0;
+}
+
+#define MAX_DEPTH 64
+
+/* Checks every string inside a KeyValue list (field `number` of `msg`), for the parts of
+   a request that are parsed (and so UTF-8-checked) by the reference but never written. */
+static int validate_kvs(bytes_t msg, uint32_t number, int depth) {
+    reader_t r = {msg.p, msg.p + msg.len};
+    field_t f;
+    while (r.p < r.end) {
+        TRY(next_field(&r, &f));
+        if (f.number != number) continue;
+        EXPECT(f, 2);
+        reader_t kr = {f.bytes.p, f.bytes.p + f.bytes.len};
+        field_t kf;
+        while (kr.p < kr.end) {
+            TRY(next_field(&kr, &kf));
+            if (kf.number == 1) {
+                EXPECT(kf, 2);
+                if (!valid_utf8(kf.bytes.p, kf.bytes.len)) return NATIVE_NO;
+            } else if (kf.number == 2) {
+                EXPECT(kf, 2);
+                TRY(validate_value(kf.bytes, depth + 1));
+            }
+        }
+    }
+    return OK;
+}
+
+static int validate_value(bytes_t msg, int depth) {
+    if (depth > MAX_DEPTH) return NATIVE_NO;
+    reader_t r = {msg.p, msg.p + msg.len};
+    field_t f;
+    while (r.p < r.end) {
+        TRY(next_field(&r, &f));
+        if (f.number == 1) {
+            EXPECT(f, 2);
+            if (!valid_utf8(f.bytes.p, f.bytes.len)) return NATIVE_NO;
+        } else if (f.number == 5) {
+            EXPECT(f, 2);
+            reader_t ar = {f.bytes.p, f.bytes.p + f.bytes.len};
+            field_t af;
+            while (ar.p < ar.end) {
+                TRY(next_field(&ar, &af));
+                if (af.number != 1) continue;
+                EXPECT(af, 2);
+                TRY(validate_value(af.bytes, depth + 1));
+            }
+        } else if (f.number == 6) {
+            EXPECT(f, 2);
+            TRY(validate_kvs(f.bytes, 1, depth + 1));
+        }
+    }
+    return OK;
+}
+
+/* Pushes the KeyValue entries (field `number` of `msg`) onto the stack and folds
+   duplicates. */
+static int push_kvs(kvstack_t *s, bytes_t msg, uint32_t number) {
+    size_t base = s->len;
+    reader_t r = {msg.p, msg.p + msg.len};
+    field_t f;
+    while (r.p < r.end) {
+        TRY(next_field(&r, &f));
+        if (f.number != number) continue;
+        EXPECT(f, 2);
+        kv_t kv;
+        TRY(parse_keyvalue(f.bytes, &kv));
+        kv.parsed.type = V_NONE;
+        if (kv.has_value) TRY(parse_value(kv.value, &kv.parsed));
+        for (size_t i = base; i < s->len; i++) {
+            if (!s->items[i].dead && same_key(s->items[i].key, kv.key)) {
+                if (s->items[i].has_value) TRY(validate_value(s->items[i].value, 0));
+                s->items[i].value = kv.value;
+                s->items[i].parsed = kv.parsed;
+                s->items[i].has_value = kv.has_value;
+                kv.dead = 1;
+                break;
+            }
+        }
+        if (!kv.dead) TRY(kv_push(s, kv));
+    }
+    return OK;
+}
+
+/* dict.get(key): the value, or V_NONE. */
+static int kv_get(const kvstack_t *s, size_t base, size_t end, const char *key, size_t klen,
+                  value_t *v) {
+    v->type = V_NONE;
+    for (size_t i = base; i < end; i++) {
+        const kv_t *kv = &s->items[i];
+        if (kv->key.len == klen && memcmp(kv->key.p, key, klen) == 0) {
+            *v = kv->parsed;
+            return OK;
+        }
+    }
+    return OK;
+}
+
+/* ---- JSON ------------------------------------------------------------------------------ */
+
+/* Attributes, events and links are written as orjson writes them; text columns holding
+   a non-string value as json.dumps(separators=(",", ":"), ensure_ascii=False) does. They
+   differ only in how a float is spelled. */
+enum { JSON_ORJSON, JSON_PYTHON };
+
+/* Whether any of the 8 bytes is a control character, '"' or '\\'. */
+static inline int needs_escape(uint64_t w) {
+    uint64_t quote = w ^ (ONES * '"'), backslash = w ^ (ONES * '\\');
+    return ((((w - ONES * 0x20) & ~w) | ((quote - ONES) & ~quote) |
+            ((backslash - ONES) & ~backslash)) & HIGHS) != 0;
+}
+
+/* A JSON string literal, after checking the text is UTF-8 (as protobuf requires). */
+static int json_string(buf_t *out, const uint8_t *s, size_t n) {
+    static const char hex[] = "0123456789abcdef";
+    if (!valid_utf8(s, n)) return NATIVE_NO;
+    MEM(buf_reserve(out, n + 2));
+    out->p[out->len++] = '"';
+    size_t start = 0;
+    for (size_t i = 0; i < n; i++) {
+        while (i + 8 <= n && !needs_escape(load8(s + i))) i += 8;
+        if (i >= n) break;
+        uint8_t c = s[i];
+        if (c >= 0x20 && c != '"' && c != '\\') continue;
+        MEM(buf_put(out, s + start, i - start));
+        start = i + 1;
+        char esc[6] = {'\\', 0, 0, 0, 0, 0};
+        size_t len = 2;
+        switch (c) {
+        case '"': esc[1] = '"'; break;
+        case '\\': esc[1] = '\\'; break;
+        case '\n': esc[1] = 'n'; break;
+        case '\r': esc[1] = 'r'; break;
+        case '\t': esc[1] = 't'; break;
+        case '\b': esc[1] = 'b'; break;
+        case '\f': esc[1] = 'f'; break;
+        default:
+            esc[1] = 'u';
+            esc[2] = '0';
+            esc[3] = '0';
+            esc[4] = hex[c >> 4];
+            esc[5] = hex[c & 15];
+            len = 6;
+        }
+        MEM(buf_put(out, esc, len));
+    }
+    MEM(buf_put(out, s + start, n - start));
+    MEM(buf_char(out, '"'));
+    return OK;
+}
+
+static int put_uint(buf_t *out, uint64_t v) {
+    char tmp[24];
+    char *p = tmp + sizeof tmp;
+    do {
+        *--p = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    MEM(buf_put(out, p, (size_t)(tmp + sizeof tmp - p)));
+    return OK;
+}
+
+static int put_int(buf_t *out, int64_t v) {
+    if (v >= 0) return put_uint(out, (uint64_t)v);
+    MEM(buf_char(out, '-'));
+    return put_uint(out, -(uint64_t)v);
+}
+
+/* The shortest digits that read back as `d` (what repr() and orjson both print), and
+   the decimal exponent of the first digit. A normal double that reads back from 15
+   digits reads back from those 15 with trailing zeros dropped, and no shorter string
+   does, so three tries suffice; subnormals have fewer digits and are searched fully. */
+static void shortest_digits(double d, char *digits, int *ndigits, int *exponent) {
+    char tmp[40];
+    for (int precision = d < DBL_MIN ? 0 : 14; precision <= 16; precision++) {
+        snprintf(tmp, sizeof tmp, "%.*e", precision, d);
+        if (strtod(tmp, NULL) == d || precision == 16) break;
+    }
+    /* tmp is "d.ddddde[+-]xx" (d >= 0 here). */
+    int n = 0;
+    const char *p = tmp;
+    for (; *p && *p != 'e'; p++)
+        if (*p != '.') digits[n++] = *p;
+    while (n > 1 && digits[n - 1] == '0') n--;
+    digits[n] = 0;
+    *ndigits = n;
+    *exponent = atoi(p + 1);
+}
+
+static int json_double(buf_t *out, double d, int mode) {
+    if (isnan(d) || isinf(d)) {
+        if (mode == JSON_ORJSON) MEM(buf_str(out, "null"));
+        else MEM(buf_str(out, isnan(d) ? "NaN" : (d > 0 ? "Infinity" : "-Infinity")));
+        return OK;
+    }
+    if (signbit(d)) MEM(buf_char(out, '-'));
+    d = fabs(d);
+    if (d == 0) {
+        MEM(buf_str(out, "0.0"));
+        return OK;
+    }
+    char digits[24];
+    int n, e;
+    shortest_digits(d, digits, &n, &e);
+    int fixed_from = mode == JSON_ORJSON ? -5 : -4;
+    if (e >= fixed_from && e < 16) {
+        if (e < 0) {
+            MEM(buf_str(out, "0."));
+            for (int k = -1; k > e; k--) MEM(buf_char(out, '0'));
+            MEM(buf_put(out, digits, (size_t)n));
+        } else if (n <= e + 1) {
+            MEM(buf_put(out, digits, (size_t)n));
+            for (int k = n; k <= e; k++) MEM(buf_char(out, '0'));
+            MEM(buf_str(out, ".0"));
+        } else {
+            MEM(buf_put(out, digits, (size_t)e + 1));
+            MEM(buf_char(out, '.'));
+            MEM(buf_put(out, digits + e + 1, (size_t)(n - e - 1)));
+        }
+        return OK;
+    }
+    MEM(buf_char(out, digits[0]));
+    if (n > 1) {
+        MEM(buf_char(out, '.'));
+        MEM(buf_put(out, digits + 1, (size_t)n - 1));
+    }
+    char tmp[12];
+    int len = mode == JSON_ORJSON ? snprintf(tmp, sizeof tmp, "e%d", e)
+                                  : snprintf(tmp, sizeof tmp, "e%c%02d", e < 0 ? '-' : '+',
+                                             e < 0 ? -e : e);
+    MEM(buf_put(out, tmp, (size_t)len));
+    return OK;
+}
+
+static int put_base64(buf_t *out, const uint8_t *s, size_t n) {
+    static const char table[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    MEM(buf_reserve(out, 4 * ((n + 2) / 3)));
+    char *o = out->p + out->len;
+    size_t i = 0;
+    for (; i + 2 < n; i += 3) {
+        uint32_t v = (uint32_t)s[i] << 16 | (uint32_t)s[i + 1] << 8 | s[i + 2];
+        *o++ = table[v >> 18];
+        *o++ = table[(v >> 12) & 63];
+        *o++ = table[(v >> 6) & 63];
+        *o++ = table[v & 63];
+    }
+    if (i < n) {
+        uint32_t v = (uint32_t)s[i] << 16 | (i + 1 < n ? (uint32_t)s[i + 1] << 8 : 0);
+        *o++ = table[v >> 18];
+        *o++ = table[(v >> 12) & 63];
+        *o++ = i + 1 < n ? table[(v >> 6) & 63] : '=';
+        *o++ = '=';
+    }
+    out->len = (size_t)(o - out->p);
+    return OK;
+}
+
+static int json_kvs(buf_t *out, kvstack_t *s, size_t base, size_t end, int mode, int depth);
+
+static int json_value(buf_t *out, kvstack_t *s, const value_t *v, int mode, int depth) {
+    if (depth > MAX_DEPTH) return NATIVE_NO;
+    switch (v->type) {
+    case V_NONE:
+        MEM(buf_str(out, "null"));
+        return OK;
+    case V_STR:
+        return json_string(out, v->bytes.p, v->bytes.len);
+    case V_BOOL:
+        MEM(buf_str(out, v->i ? "true" : "false"));
+        return OK;
+    case V_INT:
+        return put_int(out, v->i);
+    case V_DOUBLE:
+        return json_double(out, v->d, mode);
+    case V_BYTES:
+        MEM(buf_char(out, '"'));
+        TRY(put_base64(out, v->bytes.p, v->bytes.len));
+        MEM(buf_char(out, '"'));
+        return OK;
+    case V_ARRAY: {
+        reader_t r = {v->bytes.p, v->bytes.p + v->bytes.len};
+        field_t f;
+        int first = 1;
+        MEM(buf_char(out, '['));
+        while (r.p < r.end) {
+            TRY(next_field(&r, &f));
+            if (f.number != 1) continue;
+            EXPECT(f, 2);
+            value_t item;
+            TRY(parse_value(f.bytes, &item));
+            if (!first) MEM(buf_char(out, ','));
+            first = 0;
+            TRY(json_value(out, s, &item, mode, depth + 1));
+        }
+        MEM(buf_char(out, ']'));
+        return OK;
+    }
+    case V_KVLIST: {
+        size_t base = s->len;
+        TRY(push_kvs(s, v->bytes, 1));
+        int rc = json_kvs(out, s, base, s->len, mode, depth + 1);
+        s->len = base;
+        return rc;
+    }
+    }
+    return NATIVE_NO;
+}
+
+static int json_kvs(buf_t *out, kvstack_t *s, size_t base, size_t end, int mode, int depth) {
+    MEM(buf_char(out, '{'));
+    for (size_t i = base; i < end; i++) {
+        /* Read the entry afresh each time: nested lists may move the stack. */
+        kv_t kv = s->items[i];
+        if (i > base) MEM(buf_char(out, ','));
+        TRY(json_string(out, kv.key.p, kv.key.len));
+        MEM(buf_char(out, ':'));
+        TRY(json_value(out, s, &kv.parsed, mode, depth));
+    }
+    MEM(buf_char(out, '}'));
+    return OK;
+}
+
+static int put_hex(buf_t *out, bytes_t b) {
+    static const char hex[] = "0123456789abcdef";
+    MEM(buf_reserve(out, 2 * b.len));
+    for (size_t i = 0; i < b.len; i++) {
+        out->p[out->len++] = hex[b.p[i] >> 4];
+        out->p[out->len++] = hex[b.p[i] & 15];
+    }
+    return OK;
+}
+
+/* ---- the semconv tables (from halo_nb.semconv, via configure()) ----------------------- */
+
+typedef struct {
+    char *s;
+    size_t len;
+} name_t;
+
+typedef struct {
+    name_t *items;
+    size_t len;
+} names_t;
+
+/* One kind source: an attribute and the kinds its lower-cased values map to. */
+typedef struct {
+    name_t key;
+    names_t values;
+    names_t kinds;
+} kind_source_t;
+
+enum {
+    T_MODEL, T_TOKENS_IN, T_TOKENS_OUT, T_TOKENS_TOTAL, T_TOOL_NAME, T_TOOL_ARGS,
+    T_TOOL_RESULT, T_INPUT, T_OUTPUT, T_FINISH_REASON, T_KEY_TABLES
+};
+static const char *const KEY_TABLE_NAMES[T_KEY_TABLES] = {
+    "model", "tokens_in", "tokens_out", "tokens_total", "tool_name", "tool_args",
+    "tool_result", "input", "output", "finish_reason"};
+
+enum {
+    N_SERVICE_NAME, N_TOOL_ARGS_FALLBACK, N_TOOL_RESULT_FALLBACK, N_EXCEPTION_EVENT,
+    N_EXCEPTION_MESSAGE, N_EXCEPTION_TYPE, N_KIND_IF_MODEL, N_KIND_DEFAULT, N_TOOL_KIND,
+    N_NAMES
+};
+static const char *const NAME_NAMES[N_NAMES] = {
+    "service_name", "tool_args_fallback", "tool_result_fallback", "exception_event",
+    "exception_message", "exception_type", "kind_if_model", "kind_default", "tool_kind"};
+
+static struct {
+    int ready;
+    names_t kinds; /* the Enum's categories: a kind's code is its index */
+    names_t keys[T_KEY_TABLES];
+    name_t names[N_NAMES];
+    kind_source_t *kind_sources;
+    size_t kind_source_count;
+} T;
+
+/* ---- output columns ------------------------------------------------------------------- */
+
+/* Strings, numbers, and Enum codes (the index into halo_nb.schema.KINDS / STATUSES). */
+enum { COL_STR, COL_I64, COL_F64, COL_CODE };
+
+enum {
+    C_TRACE_ID, C_SPAN_ID, C_PARENT_SPAN_ID, C_NAME, C_KIND, C_START_NS, C_END_NS,
+    C_DURATION_MS, C_STATUS, C_STATUS_MESSAGE, C_SERVICE, C_MODEL, C_TOKENS_IN,
+    C_TOKENS_OUT, C_TOKENS_TOTAL, C_TOOL_NAME, C_TOOL_ARGS, C_TOOL_RESULT, C_INPUT,
+    C_OUTPUT, C_FINISH_REASON, C_ATTRIBUTES, C_EVENTS, C_LINKS, C_OTEL_KIND, C_TRACE_STATE,
+    C_SCOPE_NAME, C_SCOPE_VERSION, C_RESOURCE, C_COUNT
+};
+static const struct {
+    const char *name;
+    int type;
+} COLUMNS[C_COUNT] = {
+    {"trace_id", COL_STR}, {"span_id", COL_STR}, {"parent_span_id", COL_STR},
+    {"name", COL_STR}, {"kind", COL_CODE}, {"start_ns", COL_I64}, {"end_ns", COL_I64},
+    {"duration_ms", COL_F64}, {"status", COL_CODE}, {"status_message", COL_STR},
+    {"service", COL_STR}, {"model", COL_STR}, {"tokens_in", COL_I64},
+    {"tokens_out", COL_I64}, {"tokens_total", COL_I64}, {"tool_name", COL_STR},
+    {"tool_args", COL_STR}, {"tool_result", COL_STR}, {"input", COL_STR},
+    {"output", COL_STR}, {"finish_reason", COL_STR}, {"attributes", COL_STR},
+    {"events", COL_STR}, {"links", COL_STR}, {"otel_kind", COL_STR},
+    {"trace_state", COL_STR}, {"scope_name", COL_STR}, {"scope_version", COL_STR},
+    {"resource", COL_STR},
+};
+
+/* An Arrow column: values (string bytes, or 8-byte numbers), the end offset of each
+   string, and a validity bitmap. */
+typedef struct {
+    buf_t data, offsets, valid;
+    int64_t nulls;
+} column_t;
+
+typedef struct {
+    column_t cols[C_COUNT];
+    int64_t rows;
+    kvstack_t kvs;
+    buf_t scratch;
+} decoder_t;
+
+static int col_valid_bit(column_t *c, int64_t row, int valid) {
+    size_t byte = (size_t)(row >> 3);
+    if (byte >= c->valid.len) MEM(buf_char(&c->valid, 0));
+    if (valid) c->valid.p[byte] |= (char)(1 << (row & 7));
+    else c->nulls++;
+    return OK;
+}
+
+/* Strings are appended in pieces and closed by str_end (which writes the offset). */
+static int str_end(decoder_t *d, int col, int valid) {
+    column_t *c = &d->cols[col];
+    int64_t end = (int64_t)c->data.len;
+    MEM(buf_put(&c->offsets, &end, 8));
+    return col_valid_bit(c, d->rows, valid);
+}
+
+static int str_put(decoder_t *d, int col, const void *s, size_t n) {
+    MEM(buf_put(&d->cols[col].data, s, n));
+    return str_end(d, col, 1);
+}
+
+static int str_null(decoder_t *d, int col) { return str_end(d, col, 0); }
+
+static int code_put(decoder_t *d, int col, uint8_t code) {
+    MEM(buf_char(&d->cols[col].data, (char)code));
+    return col_valid_bit(&d->cols[col], d->rows, 1);
+}
+
+static int i64_put(decoder_t *d, int col, int64_t v, int valid) {
+    MEM(buf_put(&d->cols[col].data, &v, 8));
+    return col_valid_bit(&d->cols[col], d->rows, valid);
+}
+
+static int f64_put(decoder_t *d, int col, double v, int valid) {
+    MEM(buf_put(&d->cols[col].data, &v, 8));
+    return col_valid_bit(&d->cols[col], d->rows, valid);
+}
+
+/* ---- normalisation (batch.SpanBatchBuilder.add, in C) --------------------------------- */
+
+/* semconv.first(attrs, keys). */
+static int first_of(decoder_t *d, size_t n, int table, value_t *v) {
+    const names_t *keys = &T.keys[table];
+    for (size_t k = 0; k < keys->len; k++) {
+        TRY(kv_get(&d->kvs, 0, n, keys->items[k].s, keys->items[k].len, v));
+        if (v->type != V_NONE) return OK;
+    }
+    v->type = V_NONE;
+    return OK;
+}
+
+/* semconv.as_text(value) into a column. */
+static int put_text(decoder_t *d, int col, const value_t *v) {
+    if (v->type == V_NONE) return str_null(d, col);
+    if (v->type == V_STR) return str_put(d, col, v->bytes.p, v->bytes.len);
+    if (v->type == V_BYTES) { /* bytes are base64 text, as in OTLP JSON */
+        TRY(put_base64(&d->cols[col].data, v->bytes.p, v->bytes.len));
+        return str_end(d, col, 1);
+    }
+    TRY(json_value(&d->cols[col].data, &d->kvs, v, JSON_PYTHON, 0));
+    return str_end(d, col, 1);
+}
+
+/* str(value) for the scalar types; others are left to the reference. */
+static int put_str_of(decoder_t *d, int col, const value_t *v) {
+    switch (v->type) {
+    case V_DOUBLE:
+        if (isnan(v->d)) return str_put(d, col, "nan", 3);
+        if (isinf(v->d)) return v->d > 0 ? str_put(d, col, "inf", 3) : str_put(d, col, "-inf", 4);
+        TRY(json_double(&d->cols[col].data, v->d, JSON_PYTHON));
+        return str_end(d, col, 1);
+    case V_STR:
+        return str_put(d, col, v->bytes.p, v->bytes.len);
+    case V_INT:
+        TRY(put_int(&d->cols[col].data, v->i));
+        return str_end(d, col, 1);
+    case V_BOOL:
+        return str_put(d, col, v->i ? "True" : "False", v->i ? 4 : 5);
+    case V_BYTES:
+        TRY(put_base64(&d->cols[col].data, v->bytes.p, v->bytes.len));
+        return str_end(d, col, 1);
+    default:
+        return NATIVE_NO;
+    }
+}
+
+static int is_py_space(uint8_t c) { return c == ' ' || (c >= '\t' && c <= '\r'); }
+
+/* int(text) for ASCII text, as Python reads it (spaces around, a sign, digits with single
+   underscores between them); None when it is not a number or not an int64. */
+static int text_as_int(bytes_t text, int64_t *out, int *valid) {
+    const uint8_t *p = text.p, *end = text.p + text.len;
+    for (const uint8_t *q = p; q < end; q++)
+        if (*q & 0x80) return NATIVE_NO; /* Unicode digits and spaces: the reference's */
+    while (p < end && is_py_space(*p)) p++;
+    while (end > p && is_py_space(end[-1])) end--;
+    int negative = 0;
+    if (p < end && (*p == '+' || *p == '-')) negative = *p++ == '-';
+    uint64_t magnitude = 0, limit = negative ? (UINT64_C(1) << 63) : (UINT64_C(1) << 63) - 1;
+    int digits = 0, overflow = 0;
+    for (; p < end; p++) {
+        if (*p == '_' && digits && p + 1 < end && p[1] >= '0' && p[1] <= '9' && p[-1] != '_') continue;
+        if (*p < '0' || *p > '9') return OK; /* ValueError: None */
+        digits++;
+        if (magnitude > (limit - (uint64_t)(*p - '0')) / 10) overflow = 1;
+        else magnitude = magnitude * 10 + (uint64_t)(*p - '0');
+    }
+    if (!digits || overflow) return OK;
+    *out = negative ? (int64_t)(0 - magnitude) : (int64_t)magnitude;
+    *valid = 1;
+    return OK;
+}
+
+/* semconv.as_int: ints; numeric text and floats (truncated) when they fit an int64;
+   None for the rest. Bytes (base64 text) are left to the reference. */
+static int as_int(const value_t *v, int64_t *out, int *valid) {
+    *valid = 0;
+    switch (v->type) {
+    case V_INT:
+        *out = v->i;
+        *valid = 1;
+        return OK;
+    case V_STR:
+        return text_as_int(v->bytes, out, valid);
+    case V_DOUBLE:
+        if (v->d >= -9223372036854775808.0 && v->d < 9223372036854775808.0) {
+            *out = (int64_t)v->d; /* truncates toward zero, as int() does */
+            *valid = 1;
+        }
+        return OK;
+    case V_NONE:
+    case V_BOOL:
+    case V_ARRAY:
+    case V_KVLIST:
+        return OK;
+    default:
+        return NATIVE_NO;
+    }
+}
+
+static int ascii_lower_eq(bytes_t value, const name_t *name, int *ascii) {
+    *ascii = 1;
+    for (size_t i = 0; i < value.len; i++)
+        if (value.p[i] & 0x80) *ascii = 0;
+    if (!*ascii || value.len != name->len) return 0;
+    for (size_t i = 0; i < value.len; i++) {
+        uint8_t c = value.p[i];
+        if (c >= 'A' && c <= 'Z') c += 32;
+        if (c != (uint8_t)name->s[i]) return 0;
+    }
+    return 1;
+}
+
+/* semconv.span_kind(attrs). */
+static int span_kind(decoder_t *d, size_t n, const name_t **kind) {
+    for (size_t s = 0; s < T.kind_source_count; s++) {
+        const kind_source_t *src = &T.kind_sources[s];
+        value_t v;
+        TRY(kv_get(&d->kvs, 0, n, src->key.s, src->key.len, &v));
+        if (v.type != V_STR) continue;
+        for (size_t k = 0; k < src->values.len; k++) {
+            int ascii;
+            if (ascii_lower_eq(v.bytes, &src->values.items[k], &ascii)) {
+                *kind = &src->kinds.items[k];
+                return OK;
+            }
+            /* str.lower() maps a few non-ASCII letters onto ASCII ones. */
+            if (!ascii) return NATIVE_NO;
+        }
+    }
+    value_t model;
+    TRY(first_of(d, n, T_MODEL, &model));
+    *kind = model.type != V_NONE ? &T.names[N_KIND_IF_MODEL] : &T.names[N_KIND_DEFAULT];
+    return OK;
+}
+
+static int names_equal(bytes_t b, const name_t *name) {
+    return b.len == name->len && memcmp(b.p, name->s, b.len) == 0;
+}
+
+typedef struct {
+    bytes_t json;    /* the resource's attributes as JSON */
+    value_t service; /* resource.get("service.name") */
+    kvstack_t kvs;   /* keeps the service value's sub-messages addressable */
+} resource_t;
+
+typedef struct {
+    bytes_t name, version;
+} scope_t;
+
+static const char *const OTEL_KINDS[6] = {"unspecified", "internal", "server",
+                                          "client", "producer", "consumer"};
+
+/* Events: their JSON, and the first exception event's message (batch._exception_message). */
+static int span_events(decoder_t *d, const bytes_t *events, size_t count, value_t *exception) {
+    buf_t *out = &d->cols[C_EVENTS].data;
+    exception->type = V_NONE;
+    MEM(buf_char(out, '['));
+    for (size_t e = 0; e < count; e++) {
+        reader_t r = {events[e].p, events[e].p + events[e].len};
+        field_t f;
+        bytes_t name = {(const uint8_t *)"", 0};
+        uint64_t time_ns = 0;
+        while (r.p < r.end) {
+            TRY(next_field(&r, &f));
+            if (f.number == 1) {
+                EXPECT(f, 1);
+                time_ns = f.value;
+            } else if (f.number == 2) {
+                EXPECT(f, 2);
+                name = f.bytes;
+            }
+        }
+        size_t base = d->kvs.len;
+        TRY(push_kvs(&d->kvs, events[e], 3));
+        if (e) MEM(buf_char(out, ','));
+        MEM(buf_str(out, "{\"name\":"));
+        TRY(json_string(out, name.p, name.len));
+        MEM(buf_str(out, ",\"time_ns\":"));
+        TRY(put_uint(out, time_ns));
+        MEM(buf_str(out, ",\"attributes\":"));
+        TRY(json_kvs(out, &d->kvs, base, d->kvs.len, JSON_ORJSON, 0));
+        MEM(buf_char(out, '}'));
+        if (exception->type == V_NONE && names_equal(name, &T.names[N_EXCEPTION_EVENT])) {
+            const name_t *msg = &T.names[N_EXCEPTION_MESSAGE], *type = &T.names[N_EXCEPTION_TYPE];
+            TRY(kv_get(&d->kvs, base, d->kvs.len, msg->s, msg->len, exception));
+            if (exception->type == V_NONE)
+                TRY(kv_get(&d->kvs, base, d->kvs.len, type->s, type->len, exception));
+            /* The value's bytes point into the request body, so they outlive the pop. */
+        }
+        d->kvs.len = base;
+    }
+    MEM(buf_char(out, ']'));
+    return str_end(d, C_EVENTS, 1);
+}
+
+static int span_links(decoder_t *d, const bytes_t *links, size_t count) {
+    buf_t *out = &d->cols[C_LINKS].data;
+    MEM(buf_char(out, '['));
+    for (size_t l = 0; l < count; l++) {
+        reader_t r = {links[l].p, links[l].p + links[l].len};
+        field_t f;
+        bytes_t trace = {NULL, 0}, span = {NULL, 0}, state = {(const uint8_t *)"", 0};
+        while (r.p < r.end) {
+            TRY(next_field(&r, &f));
+            if (f.number >= 1 && f.number <= 3) {
+                EXPECT(f, 2);
+                if (f.number == 1) trace = f.bytes;
+                else if (f.number == 2) span = f.bytes;
+                else {
+                    if (!valid_utf8(f.bytes.p, f.bytes.len)) return NATIVE_NO;
+                    state = f.bytes;
+                }
+            }
+        }
+        size_t base = d->kvs.len;
+        TRY(push_kvs(&d->kvs, links[l], 4));
+        if (l) MEM(buf_char(out, ','));
+        MEM(buf_str(out, "{\"trace_id\":\""));
+        TRY(put_hex(out, trace));
+        MEM(buf_str(out, "\",\"span_id\":\""));
+        TRY(put_hex(out, span));
+        MEM(buf_str(out, "\",\"trace_state\":"));
+        TRY(json_string(out, state.p, state.len));
+        MEM(buf_str(out, ",\"attributes\":"));
+        TRY(json_kvs(out, &d->kvs, base, d->kvs.len, JSON_ORJSON, 0));
+        MEM(buf_char(out, '}'));
+        d->kvs.len = base;
+    }
+    MEM(buf_char(out, ']'));
+    return str_end(d, C_LINKS, 1);
+}
+
+typedef struct {
+    bytes_t *items;
+    size_t len, cap;
+} list_t;
+
+static int list_push(list_t *l, bytes_t b) {
+    if (l->len == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 8;
+        bytes_t *items = realloc(l->items, cap * sizeof(bytes_t));
+        if (!items) return NATIVE_NOMEM;
+        l->items = items;
+        l->cap = cap;
+    }
+    l->items[l->len++] = b;
+    return OK;
+}
+
+static int is_zero(bytes_t b) {
+    for (size_t i = 0; i < b.len; i++)
+        if (b.p[i]) return 0;
+    return 1;
+}
+
+static int put_optional(decoder_t *d, int col, bytes_t b) {
+    return b.len ? str_put(d, col, b.p, b.len) : str_null(d, col);
+}
+
+static int decode_span(decoder_t *d, bytes_t msg, const resource_t *res, const scope_t *scope,
+                       list_t *events, list_t *links) {
+    reader_t r = {msg.p, msg.p + msg.len};
+    field_t f;
+    bytes_t trace = {NULL, 0}, span = {NULL, 0}, parent = {NULL, 0};
+    bytes_t name = {(const uint8_t *)"", 0}, state = {NULL, 0}, status_msg = {NULL, 0};
+    uint64_t start = 0, end = 0, kind = 0;
+    int64_t code = 0;
+    int statuses = 0;
+    events->len = links->len = 0;
+    while (r.p < r.end) {
+        TRY(next_field(&r, &f));
+        switch (f.number) {
+        case 1: EXPECT(f, 2); trace = f.bytes; break;
+        case 2: EXPECT(f, 2); span = f.bytes; break;
+        case 3: EXPECT(f, 2); state = f.bytes; break;
+        case 4: EXPECT(f, 2); parent = f.bytes; break;
+        case 5: EXPECT(f, 2); name = f.bytes; break;
+        case 6: EXPECT(f, 0); kind = f.value; break;
+        case 7: EXPECT(f, 1); start = f.value; break;
+        case 8: EXPECT(f, 1); end = f.value; break;
+        case 9: EXPECT(f, 2); break; /* attributes: read below */
+        case 11: EXPECT(f, 2); TRY(list_push(events, f.bytes)); break;
+        case 13: EXPECT(f, 2); TRY(list_push(links, f.bytes)); break;
+        case 15: {
+            EXPECT(f, 2);
+            if (++statuses > 1) return NATIVE_NO;
+            reader_t sr = {f.bytes.p, f.bytes.p + f.bytes.len};
+            field_t sf;
+            while (sr.p < sr.end) {
+                TRY(next_field(&sr, &sf));
+                if (sf.number == 2) {
+                    EXPECT(sf, 2);
+                    status_msg = sf.bytes;
+                } else if (sf.number == 3) {
+                    EXPECT(sf, 0);
+                    code = (int32_t)(uint32_t)sf.value;
+                }
+            }
+            break;
+        }
+        default: break;
+        }
+    }
+    /* Rejected spans (and their partial-success messages) are the reference's. */
+    if (trace.len != 16 || span.len != 8 || is_zero(trace) || is_zero(span) ||
+        (parent.len && parent.len != 8) || code < 0 || code > 2)
+        return NATIVE_NO;
+    if (start >> 63 || end >> 63) return NATIVE_NO;
+    if (!valid_utf8(name.p, name.len) || !valid_utf8(state.p, state.len) ||
+        !valid_utf8(status_msg.p, status_msg.len))
+        return NATIVE_NO;
+
+    kvstack_t *kvs = &d->kvs;
+    kvs->len = 0;
+    TRY(push_kvs(kvs, msg, 9));
+    size_t n = kvs->len;
+
+    TRY(put_hex(&d->cols[C_TRACE_ID].data, trace));
+    TRY(str_end(d, C_TRACE_ID, 1));
+    TRY(put_hex(&d->cols[C_SPAN_ID].data, span));
+    TRY(str_end(d, C_SPAN_ID, 1));
+    if (parent.len) {
+        TRY(put_hex(&d->cols[C_PARENT_SPAN_ID].data, parent));
+        TRY(str_end(d, C_PARENT_SPAN_ID, 1));
+    } else {
+        TRY(str_null(d, C_PARENT_SPAN_ID));
+    }
+    TRY(str_put(d, C_NAME, name.p, name.len));
+
+    const name_t *span_kind_name;
+    TRY(span_kind(d, n, &span_kind_name));
+    size_t kind_code = 0;
+    while (kind_code < T.kinds.len &&
+           !(T.kinds.items[kind_code].len == span_kind_name->len &&
+             memcmp(T.kinds.items[kind_code].s, span_kind_name->s, span_kind_name->len) == 0))
+        kind_code++;
+    if (kind_code == T.kinds.len) return NATIVE_NO;
+    TRY(code_put(d, C_KIND, (uint8_t)kind_code));
+
+    TRY(i64_put(d, C_START_NS, (int64_t)start, 1));
+    TRY(i64_put(d, C_END_NS, (int64_t)end, end != 0));
+    if (end) {
+        int64_t span_ns = (int64_t)end - (int64_t)start;
+        /* Exact in a double below 2**53, so one division rounds as Python's does. */
+        if (span_ns > (INT64_C(1) << 53) || span_ns < -(INT64_C(1) << 53)) return NATIVE_NO;
+        TRY(f64_put(d, C_DURATION_MS, (double)span_ns / 1e6, 1));
+    } else {
+        TRY(f64_put(d, C_DURATION_MS, 0, 0));
+    }
+    TRY(code_put(d, C_STATUS, (uint8_t)code)); /* STATUSES is in OTLP code order */
+
+    value_t exception;
+    TRY(span_events(d, events->items, events->len, &exception));
+    if (status_msg.len) TRY(str_put(d, C_STATUS_MESSAGE, status_msg.p, status_msg.len));
+    else if (exception.type != V_NONE) TRY(put_str_of(d, C_STATUS_MESSAGE, &exception));
+    else TRY(str_null(d, C_STATUS_MESSAGE));
+
+    /* The resource's service value may be a list or map: write it from its own stack. */
+    if (res->service.type == V_NONE || res->service.type == V_STR) {
+        TRY(put_text(d, C_SERVICE, &res->service));
+    } else {
+        TRY(json_value(&d->cols[C_SERVICE].data, (kvstack_t *)&res->kvs, &res->service,
+                       JSON_PYTHON, 0));
+        TRY(str_end(d, C_SERVICE, 1));
+    }
+
+    value_t v;
+    TRY(first_of(d, n, T_MODEL, &v));
+    TRY(put_text(d, C_MODEL, &v));
+
+    int64_t tin = 0, tout = 0, ttotal = 0;
+    int has_in, has_out, has_total;
+    TRY(first_of(d, n, T_TOKENS_IN, &v));
+    TRY(as_int(&v, &tin, &has_in));
+    TRY(first_of(d, n, T_TOKENS_OUT, &v));
+    TRY(as_int(&v, &tout, &has_out));
+    TRY(first_of(d, n, T_TOKENS_TOTAL, &v));
+    TRY(as_int(&v, &ttotal, &has_total));
+    if (!has_total && (has_in || has_out)) {
+        /* semconv.add_counts: a sum beyond int64 is unknown. */
+        has_total = !__builtin_add_overflow(has_in ? tin : 0, has_out ? tout : 0, &ttotal);
+    }
+    TRY(i64_put(d, C_TOKENS_IN, tin, has_in));
+    TRY(i64_put(d, C_TOKENS_OUT, tout, has_out));
+    TRY(i64_put(d, C_TOKENS_TOTAL, ttotal, has_total));
+
+    TRY(first_of(d, n, T_TOOL_NAME, &v));
+    TRY(put_text(d, C_TOOL_NAME, &v));
+    int is_tool = span_kind_name == &T.names[N_TOOL_KIND] ||
+                  (span_kind_name->len == T.names[N_TOOL_KIND].len &&
+                   memcmp(span_kind_name->s, T.names[N_TOOL_KIND].s, span_kind_name->len) == 0);
+    TRY(first_of(d, n, T_TOOL_ARGS, &v));
+    if (v.type == V_NONE && is_tool) {
+        const name_t *key = &T.names[N_TOOL_ARGS_FALLBACK];
+        TRY(kv_get(kvs, 0, n, key->s, key->len, &v));
+    }
+    TRY(put_text(d, C_TOOL_ARGS, &v));
+    TRY(first_of(d, n, T_TOOL_RESULT, &v));
+    if (v.type == V_NONE && is_tool) {
+        const name_t *key = &T.names[N_TOOL_RESULT_FALLBACK];
+        TRY(kv_get(kvs, 0, n, key->s, key->len, &v));
+    }
+    TRY(put_text(d, C_TOOL_RESULT, &v));
+    TRY(first_of(d, n, T_INPUT, &v));
+    TRY(put_text(d, C_INPUT, &v));
+    TRY(first_of(d, n, T_OUTPUT, &v));
+    TRY(put_text(d, C_OUTPUT, &v));
+
+    /* semconv.finish_reason: the first of a list, as str(). */
+    TRY(first_of(d, n, T_FINISH_REASON, &v));
+    if (v.type == V_ARRAY) {
+        reader_t ar = {v.bytes.p, v.bytes.p + v.bytes.len};
+        field_t af;
+        value_t item = {V_NONE};
+        while (ar.p < ar.end) {
+            TRY(next_field(&ar, &af));
+            if (af.number != 1) continue;
+            EXPECT(af, 2);
+            TRY(parse_value(af.bytes, &item));
+            break;
+        }
+        v = item;
+    }
+    if (v.type == V_NONE) TRY(str_null(d, C_FINISH_REASON));
+    else TRY(put_str_of(d, C_FINISH_REASON, &v));
+
+    TRY(json_kvs(&d->cols[C_ATTRIBUTES].data, kvs, 0, n, JSON_ORJSON, 0));
+    TRY(str_end(d, C_ATTRIBUTES, 1));
+    TRY(span_links(d, links->items, links->len));
+
+    uint32_t k32 = (uint32_t)kind;
+    const char *otel = (int32_t)k32 >= 0 && k32 < 6 ? OTEL_KINDS[k32] : OTEL_KINDS[0];
+    TRY(str_put(d, C_OTEL_KIND, otel, strlen(otel)));
+    TRY(put_optional(d, C_TRACE_STATE, state));
+    TRY(put_optional(d, C_SCOPE_NAME, scope->name));
+    TRY(put_optional(d, C_SCOPE_VERSION, scope->version));
+    TRY(str_put(d, C_RESOURCE, res->json.p, res->json.len));
+    d->rows++;
+    return OK;
+}
+
+static int decode_scope_spans(decoder_t *d, bytes_t msg, const resource_t *res, list_t *spans,
+                              list_t *events, list_t *links) {
+    reader_t r = {msg.p, msg.p + msg.len};
+    field_t f;
+    scope_t scope = {{NULL, 0}, {NULL, 0}};
+    int scopes = 0;
+    spans->len = 0;
+    while (r.p < r.end) {
+        TRY(next_field(&r, &f));
+        if (f.number == 1) {
+            EXPECT(f, 2);
+            if (++scopes > 1) return NATIVE_NO;
+            reader_t sr = {f.bytes.p, f.bytes.p + f.bytes.len};
+            field_t sf;
+            while (sr.p < sr.end) {
+                TRY(next_field(&sr, &sf));
+                if (sf.number == 1 || sf.number == 2) {
+                    EXPECT(sf, 2);
+                    if (!valid_utf8(sf.bytes.p, sf.bytes.len)) return NATIVE_NO;
+                    if (sf.number == 1) scope.name = sf.bytes;
+                    else scope.version = sf.bytes;
+                }
+            }
+            TRY(validate_kvs(f.bytes, 3, 0)); /* scope attributes: not in the frame */
+        } else if (f.number == 2) {
+            EXPECT(f, 2);
+            TRY(list_push(spans, f.bytes));
+        } else if (f.number == 3) { /* schema_url */
+            EXPECT(f, 2);
+            if (!valid_utf8(f.bytes.p, f.bytes.len)) return NATIVE_NO;
+        }
+    }
+    for (size_t i = 0; i < spans->len; i++)
+        TRY(decode_span(d, spans->items[i], res, &scope, events, links));
+    return OK;
+}
+
+static int decode_resource_spans(decoder_t *d, bytes_t msg, list_t *scopes, list_t *spans,
+                                 list_t *events, list_t *links) {
+    reader_t r = {msg.p, msg.p + msg.len};
+    field_t f;
+    bytes_t resource = {(const uint8_t *)"", 0};
+    int resources = 0;
+    scopes->len = 0;
+    while (r.p < r.end) {
+        TRY(next_field(&r, &f));
+        if (f.number == 1) {
+            EXPECT(f, 2);
+            if (++resources > 1) return NATIVE_NO;
+            resource = f.bytes;
+        } else if (f.number == 2) {
+            EXPECT(f, 2);
+            TRY(list_push(scopes, f.bytes));
+        } else if (f.number == 3) { /* schema_url */
+            EXPECT(f, 2);
+            if (!valid_utf8(f.bytes.p, f.bytes.len)) return NATIVE_NO;
+        }
+    }
+    resource_t res = {{NULL, 0}, {V_NONE}, {NULL, 0, 0}};
+    int rc = push_kvs(&res.kvs, resource, 1);
+    buf_t *json = &d->scratch;
+    json->len = 0;
+    if (rc == OK) rc = json_kvs(json, &res.kvs, 0, res.kvs.len, JSON_ORJSON, 0);
+    if (rc == OK) {
+        const name_t *key = &T.names[N_SERVICE_NAME];
+        rc = kv_get(&res.kvs, 0, res.kvs.len, key->s, key->len, &res.service);
+    }
+    res.json.p = (const uint8_t *)json->p;
+    res.json.len = json->len;
+    for (size_t i = 0; rc == OK && i < scopes->len; i++)
+        rc = decode_scope_spans(d, scopes->items[i], &res, spans, events, links);
+    free(res.kvs.items);
+    return rc;
+}
+
+static int decode_request(decoder_t *d, const uint8_t *body, size_t len) {
+    reader_t r = {body, body + len};
+    field_t f;
+    list_t resources = {0}, scopes = {0}, spans = {0}, events = {0}, links = {0};
+    int rc = OK;
+    while (rc == OK && r.p < r.end) {
+        rc = next_field(&r, &f);
+        if (rc == OK && f.number == 1) {
+            if (f.wire != 2) rc = NATIVE_NO;
+            else rc = list_push(&resources, f.bytes);
+        }
+    }
+    for (size_t i = 0; rc == OK && i < resources.len; i++)
+        rc = decode_resource_spans(d, resources.items[i], &scopes, &spans, &events, &links);
+    free(resources.items);
+    free(scopes.items);
+    free(spans.items);
+    free(events.items);
+    free(links.items);
+    return rc;
+}
+
+static void decoder_free(decoder_t *d) {
+    for (int c = 0; c < C_COUNT; c++) {
+        buf_free(&d->cols[c].data);
+        buf_free(&d->cols[c].offsets);
+        buf_free(&d->cols[c].valid);
+    }
+    free(d->kvs.items);
+    buf_free(&d->scratch);
+}
+
+/* ---- Python interface ------------------------------------------------------------------ */
+
+static PyObject *bytes_of(const buf_t *b) {
+    return PyBytes_FromStringAndSize(b->p ? b->p : "", (Py_ssize_t)b->len);
+}
+
+/* Arrow string views (Polars' own layout, so it takes them without converting): 16
+   bytes a row, the length then either the text (up to 12 bytes) or its first 4 bytes,
+   buffer 0 and the offset into it. */
+static PyObject *string_views(const column_t *col, int64_t rows) {
+    PyObject *views = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(rows * 16));
+    if (!views) return NULL;
+    uint8_t *v = (uint8_t *)PyBytes_AS_STRING(views);
+    memset(v, 0, (size_t)rows * 16);
+    const int64_t *ends = (const int64_t *)col->offsets.p;
+    int64_t start = 0;
+    for (int64_t i = 0; i < rows; i++, v += 16) {
+        uint32_t len = (uint32_t)(ends[i] - start), offset = (uint32_t)start;
+        memcpy(v, &len, 4);
+        if (len <= 12) {
+            memcpy(v + 4, col->data.p + start, len);
+        } else {
+            memcpy(v + 4, col->data.p + start, 4);
+            memcpy(v + 12, &offset, 4);
+        }
+        start = ends[i];
+    }
+    return views;
+}
+
+static PyObject *column_buffers(decoder_t *d, int c) {
+    column_t *col = &d->cols[c];
+    PyObject *data = bytes_of(&col->data);
+    PyObject *views = COLUMNS[c].type == COL_STR ? string_views(col, d->rows)
+                                                 : Py_NewRef(Py_None);
+    PyObject *valid = col->nulls ? bytes_of(&col->valid) : Py_NewRef(Py_None);
+    if (!data || !views || !valid) {
+        Py_XDECREF(data);
+        Py_XDECREF(views);
+        Py_XDECREF(valid);
+        return NULL;
+    }
+    return Py_BuildValue("(NNN)", data, views, valid);
+}
+
+PyDoc_STRVAR(decode_doc,
+"decode(body) -> (rows, [(data, views, validity), ...]) or None\n\n"
+"Decodes an ExportTraceServiceRequest into Arrow buffers, one tuple a column in\n"
+"COLUMNS order (views: Arrow string views over data, None for other types; validity is\n"
+"a bitmap, or None when nothing is null). None: the reference must decode it.");
+
+static PyObject *wire_decode(PyObject *self, PyObject *arg) {
+    (void)self;
+    if (!T.ready) {
+        PyErr_SetString(PyExc_RuntimeError, "halo_nb._wire.configure() was not called");
+        return NULL;
+    }
+    Py_buffer view;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) return NULL;
+    decoder_t *d = calloc(1, sizeof(decoder_t));
+    if (!d) {
+        PyBuffer_Release(&view);
+        return PyErr_NoMemory();
+    }
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    /* Most of a request ends up in the attributes column: size it once. */
+    rc = buf_reserve(&d->cols[C_ATTRIBUTES].data, (size_t)view.len + 4096) ? NATIVE_NOMEM : OK;
+    if (rc == OK) rc = decode_request(d, view.buf, (size_t)view.len);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&view);
+    PyObject *result = NULL;
+    if (rc == NATIVE_NOMEM) {
+        PyErr_NoMemory();
+    } else if (rc != OK) {
+        result = Py_NewRef(Py_None);
+    } else {
+        PyObject *columns = PyList_New(C_COUNT);
+        for (int c = 0; columns && c < C_COUNT; c++) {
+            PyObject *col = column_buffers(d, c);
+            if (!col) {
+                Py_CLEAR(columns);
+                break;
+            }
+            PyList_SET_ITEM(columns, c, col);
+        }
+        if (columns) result = Py_BuildValue("(LN)", (long long)d->rows, columns);
+    }
+    decoder_free(d);
+    free(d);
+    return result;
+}
+
+static int copy_name(PyObject *str, name_t *out) {
+    Py_ssize_t len;
+    const char *s = PyUnicode_AsUTF8AndSize(str, &len);
+    if (!s) return -1;
+    out->s = malloc((size_t)len + 1);
+    if (!out->s) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    memcpy(out->s, s, (size_t)len + 1);
+    out->len = (size_t)len;
+    return 0;
+}
+
+static int copy_names(PyObject *seq, names_t *out) {
+    PyObject *fast = PySequence_Fast(seq, "expected a sequence of str");
+    if (!fast) return -1;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(fast);
+    out->items = calloc((size_t)n + 1, sizeof(name_t));
+    out->len = 0;
+    for (Py_ssize_t i = 0; out->items && i < n; i++) {
+        if (copy_name(PySequence_Fast_GET_ITEM(fast, i), &out->items[i]) < 0) {
+            Py_DECREF(fast);
+            return -1;
+        }
+        out->len++;
+    }
+    Py_DECREF(fast);
+    if (!out->items) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    return 0;
+}
+
+PyDoc_STRVAR(configure_doc,
+"configure(tables) -> None\n\n"
+"Hands over the attribute-name tables (see halo_nb.otlp._native_tables). Call once,\n"
+"before any decode().");
+
+static PyObject *wire_configure(PyObject *self, PyObject *tables) {
+    (void)self;
+    if (T.ready) Py_RETURN_NONE; /* the tables are fixed for the life of the process */
+    if (!PyDict_Check(tables)) {
+        PyErr_SetString(PyExc_TypeError, "configure() takes a dict");
+        return NULL;
+    }
+    PyObject *kinds = PyDict_GetItemString(tables, "kinds");
+    if (!kinds) return PyErr_Format(PyExc_KeyError, "tables lack kinds");
+    if (copy_names(kinds, &T.kinds) < 0) return NULL;
+    for (int t = 0; t < T_KEY_TABLES; t++) {
+        PyObject *keys = PyDict_GetItemString(tables, KEY_TABLE_NAMES[t]);
+        if (!keys) return PyErr_Format(PyExc_KeyError, "tables lack %s", KEY_TABLE_NAMES[t]);
+        if (copy_names(keys, &T.keys[t]) < 0) return NULL;
+    }
+    for (int i = 0; i < N_NAMES; i++) {
+        PyObject *name = PyDict_GetItemString(tables, NAME_NAMES[i]);
+        if (!name) return PyErr_Format(PyExc_KeyError, "tables lack %s", NAME_NAMES[i]);
+        if (copy_name(name, &T.names[i]) < 0) return NULL;
+    }
+    PyObject *sources = PyDict_GetItemString(tables, "kind_sources");
+    if (!sources) return PyErr_Format(PyExc_KeyError, "tables lack kind_sources");
+    PyObject *fast = PySequence_Fast(sources, "kind_sources: a sequence of (key, {value: kind})");
+    if (!fast) return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(fast);
+    T.kind_sources = calloc((size_t)n + 1, sizeof(kind_source_t));
+    for (Py_ssize_t i = 0; T.kind_sources && i < n; i++) {
+        PyObject *key, *mapping;
+        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(fast, i), "UO!", &key, &PyDict_Type,
+                              &mapping) ||
+            copy_name(key, &T.kind_sources[i].key) < 0) {
+            Py_DECREF(fast);
+            return NULL;
+        }
+        PyObject *values = PyDict_Keys(mapping), *kinds = PyDict_Values(mapping);
+        int bad = !values || !kinds || copy_names(values, &T.kind_sources[i].values) < 0 ||
+                  copy_names(kinds, &T.kind_sources[i].kinds) < 0;
+        Py_XDECREF(values);
+        Py_XDECREF(kinds);
+        if (bad) {
+            Py_DECREF(fast);
+            return NULL;
+        }
+        T.kind_source_count++;
+    }
+    Py_DECREF(fast);
+    if (!T.kind_sources) return PyErr_NoMemory();
+    T.ready = 1;
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef methods[] = {
+    {"decode", wire_decode, METH_O, decode_doc},
+    {"configure", wire_configure, METH_O, configure_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "halo_nb._wire",
+    "OTLP protobuf trace requests to span-frame columns, natively (see _wire.c).", -1, methods,
+    NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__wire(void) {
+    PyObject *m = PyModule_Create(&module);
+    if (!m) return NULL;
+    PyObject *columns = PyTuple_New(C_COUNT);
+    if (!columns) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    static const char *const TYPES[] = {"str", "i64", "f64", "code"};
+    for (int c = 0; c < C_COUNT; c++)
+        PyTuple_SET_ITEM(columns, c, Py_BuildValue("(ss)", COLUMNS[c].name, TYPES[COLUMNS[c].type]));
+    if (PyModule_AddObject(m, "COLUMNS", columns) < 0) {
+        Py_DECREF(columns);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

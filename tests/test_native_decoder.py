@@ -1,0 +1,334 @@
+"""Differential test: the native OTLP decoder (``halo_nb._wire``) against the reference.
+
+The native decoder re-implements the protobuf walk *and* the semconv normalisation of
+``SpanBatchBuilder`` in C for speed. The pure-Python ``decode_protobuf_reference`` stays
+the single definition of what a request decodes to, so every case here is decoded twice
+and the results must be identical: same frame (values and dtypes), same rejected count,
+same errors, or the same exception type and message. Seeded generators keep it reproducible.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import struct
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
+from polars.testing import assert_frame_equal
+
+from halo_nb import semconv
+from halo_nb.otlp import DecodeResult, decode_native, decode_protobuf, decode_protobuf_reference
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from workload import request_bodies  # noqa: E402
+
+RANDOM_REQUESTS = 300
+FLOAT_SAMPLES = 20_000
+
+TEXTS = ("", "plain", "café", "中文", "🙂 emoji", "tab\tnew\nline", "\x00\x01\x1f", '"quoted"',
+         "back\\slash", "line\u2028sep", "del\x7f", "é中🙂\\\"\x1b")
+EDGE_DOUBLES = (0.0, -0.0, 0.2, 1e20, 1e-5, 1.5e-05, 3.3e-7, 1e16, 1e15, 1.7976931348623157e308,
+                5e-324, 2.2250738585072014e-308, 123456789.125, -1.0, 0.1 + 0.2, 1e22, 1e21,
+                9007199254740993.0, math.nan, math.inf, -math.inf)
+EDGE_INTS = (0, 1, -1, 12, 2**31, -(2**31), 2**53 + 1, 2**63 - 1, -(2**63))
+SEMCONV_KEYS = (semconv.MODEL + semconv.TOKENS_IN + semconv.TOKENS_OUT + semconv.TOKENS_TOTAL
+                + semconv.TOOL_NAME + semconv.TOOL_ARGS + semconv.TOOL_RESULT + semconv.INPUT
+                + semconv.OUTPUT + semconv.FINISH_REASON)
+KIND_VALUES = ("LLM", "llm", "Tool", "agent", "chain", "retriever", "bogus", "", "CHAT", "chat",
+               "execute_tool", "invoke_agent", "embeddings", "workflow", "task", "unknown")
+
+Outcome = DecodeResult | tuple[type, str]
+
+
+# ---- values ---------------------------------------------------------------------------------
+
+
+def random_double(rng: random.Random) -> float:
+    if rng.random() < 0.5:
+        return rng.choice(EDGE_DOUBLES)
+    return struct.unpack("<d", rng.getrandbits(64).to_bytes(8, "little"))[0]
+
+
+def set_any(target: AnyValue, value: Any) -> None:
+    """Like tests/otlp_factory.set_value, plus ``None`` = an AnyValue with no oneof set."""
+    if value is None:
+        return
+    if isinstance(value, bool):
+        target.bool_value = value
+    elif isinstance(value, int):
+        target.int_value = value
+    elif isinstance(value, float):
+        target.double_value = value
+    elif isinstance(value, str):
+        target.string_value = value
+    elif isinstance(value, bytes):
+        target.bytes_value = value
+    elif isinstance(value, list):
+        target.array_value.SetInParent()
+        for item in value:
+            set_any(target.array_value.values.add(), item)
+    else:  # list of (key, value) pairs: a kvlist, duplicate keys allowed
+        target.kvlist_value.SetInParent()
+        for key, item in value:
+            set_any(target.kvlist_value.values.add(key=key).value, item)
+
+
+def random_value(rng: random.Random, depth: int = 0, *, bounded: bool = True) -> Any:
+    """Any AnyValue. ``bounded`` keeps numbers a token column can hold (see the report)."""
+    choice = rng.randrange(9 if depth < 2 else 6)
+    if choice == 0:
+        return rng.choice(TEXTS)
+    if choice == 1:
+        return rng.random() < 0.5
+    if choice == 2:
+        return rng.choice(EDGE_INTS) if rng.random() < 0.5 else rng.randrange(-10**6, 10**6)
+    if choice == 3:
+        return random_double(rng)
+    if choice == 4:
+        return rng.randbytes(rng.randrange(0, 12))
+    if choice == 5:
+        return None
+    if choice == 6:
+        return [random_value(rng, depth + 1) for _ in range(rng.randrange(0, 4))]
+    keys = ("a", "b", "a", "é", "")
+    return tuple((rng.choice(keys), random_value(rng, depth + 1)) for _ in range(rng.randrange(4)))
+
+
+def semconv_value(rng: random.Random, key: str) -> Any:
+    """A value for a semconv key, from the spellings agents really send and the odd ones."""
+    if key in semconv.TOKENS_IN + semconv.TOKENS_OUT + semconv.TOKENS_TOTAL:
+        # Finite, int64-safe numbers only: anything else makes the reference raise.
+        return rng.choice((rng.randrange(0, 10**6), 0, -3, True, False, "12", " 7 ", "x", 1.5,
+                           2.9, -0.0, math.nan, None, [1, 2], (("a", 1),)))
+    if key in semconv.FINISH_REASON:
+        return rng.choice(("stop", ["length", "stop"], [], 3, [7], [None], 1.5))
+    if key in semconv.MODEL + semconv.TOOL_NAME:
+        return rng.choice(("gpt-4o", "claude-3", "", "é中", 7, True, None))
+    return rng.choice((rng.choice(TEXTS), '{"q": "flights"}', 42, 0.5, math.nan, math.inf,
+                       ["x", 1, None], (("k", "v"), ("k", 2)), b"\x00\xff", True))
+
+
+def add_attrs(target: Any, items: list[tuple[str, Any]]) -> None:
+    for key, value in items:
+        kv: KeyValue = target.add(key=key)
+        set_any(kv.value, value)
+
+
+def random_span_attrs(rng: random.Random) -> list[tuple[str, Any]]:
+    items: list[tuple[str, Any]] = []
+    kind_key = rng.choice((semconv.OPENINFERENCE_KIND, semconv.GENAI_OPERATION,
+                           semconv.TRACELOOP_KIND, semconv.HALO_KIND, None))
+    if kind_key:
+        items.append((kind_key, rng.choice(KIND_VALUES + (3, True, None, ["llm"]))))
+    for key in rng.sample(SEMCONV_KEYS, rng.randrange(0, 8)):
+        items.append((key, semconv_value(rng, key)))
+    for n in range(rng.randrange(0, 5)):
+        items.append((f"custom.{n}", random_value(rng)))
+    if items and rng.random() < 0.3:  # duplicate key: first position, last value
+        items.append((rng.choice(items)[0], random_value(rng)))
+    rng.shuffle(items)
+    return items
+
+
+# ---- requests -------------------------------------------------------------------------------
+
+
+def random_ids(rng: random.Random) -> tuple[bytes, bytes]:
+    return rng.getrandbits(128).to_bytes(16, "big"), rng.getrandbits(64).to_bytes(8, "big")
+
+
+def fill_span(span: Span, rng: random.Random, trace_id: bytes, parent: bytes | None) -> None:
+    span.trace_id, span.span_id = trace_id, rng.getrandbits(64).to_bytes(8, "big")
+    if parent:
+        span.parent_span_id = parent
+    span.name = rng.choice(TEXTS)
+    span.kind = rng.choice((0, 1, 2, 3, 4, 5, 9))
+    span.start_time_unix_nano = rng.choice((0, 1, 1_700_000_000_000_000_000))
+    span.end_time_unix_nano = rng.choice((0, span.start_time_unix_nano + rng.randrange(10**9)))
+    span.status.code = rng.choice((0, 1, 2))
+    if rng.random() < 0.5:
+        span.status.message = rng.choice(TEXTS)
+    if rng.random() < 0.3:
+        span.trace_state = "vendor=1"
+    add_attrs(span.attributes, random_span_attrs(rng))
+    for _ in range(rng.randrange(0, 3)):
+        event = span.events.add(name=rng.choice(("exception", "log", "")),
+                                time_unix_nano=rng.randrange(2**40))
+        add_attrs(event.attributes, [
+            ("exception.message", rng.choice(("boom", 3, None, ["x"], math.nan))),
+            ("exception.type", rng.choice(("ValueError", 1.5, None))),
+            ("extra", random_value(rng)),
+        ][: rng.randrange(4)])
+    for _ in range(rng.randrange(0, 2)):
+        link = span.links.add(trace_id=random_ids(rng)[0], span_id=random_ids(rng)[1],
+                              trace_state=rng.choice(("", "a=b")))
+        add_attrs(link.attributes, [("link.kind", random_value(rng))])
+
+
+def random_request(seed: int) -> bytes:
+    rng = random.Random(seed)
+    request = ExportTraceServiceRequest()
+    for _ in range(rng.randrange(1, 4)):
+        resource_spans = request.resource_spans.add()
+        service = rng.choice(("agent", "é-service", "", 7, None, ["a"]))
+        resource = [("service.name", service)] if rng.random() < 0.7 else []
+        add_attrs(resource_spans.resource.attributes, resource + [("host", random_value(rng))])
+        for _ in range(rng.randrange(0, 3)):
+            scope_spans = resource_spans.scope_spans.add()
+            if rng.random() < 0.7:
+                scope_spans.scope.name = rng.choice(("openinference", "", "é"))
+                scope_spans.scope.version = rng.choice(("1.0", ""))
+            trace_id, root = random_ids(rng)
+            for n in range(rng.randrange(0, 6)):
+                fill_span(scope_spans.spans.add(), rng, trace_id, root if n else None)
+    return request.SerializeToString()
+
+
+def single_span_request(configure: Callable[[Span], None]) -> bytes:
+    request = ExportTraceServiceRequest()
+    span = request.resource_spans.add().scope_spans.add().spans.add(
+        trace_id=bytes(range(1, 17)), span_id=bytes(range(1, 9)), name="s",
+        start_time_unix_nano=1_000, end_time_unix_nano=2_000)
+    configure(span)
+    return request.SerializeToString()
+
+
+# ---- comparison -----------------------------------------------------------------------------
+
+
+def outcome(decode: Callable[[bytes], DecodeResult | None], body: bytes) -> Outcome | None:
+    try:
+        return decode(body)
+    except Exception as exc:  # the reference's exception is part of its behaviour
+        return type(exc), str(exc)
+
+
+def assert_same(got: Outcome | None, expected: Outcome | None, label: str) -> None:
+    if isinstance(expected, DecodeResult):
+        assert isinstance(got, DecodeResult), f"{label}: reference decoded, native gave {got!r}"
+        assert_frame_equal(got.frame, expected.frame, check_dtypes=True)
+        assert (got.rejected, got.errors) == (expected.rejected, expected.errors), label
+    else:
+        assert got == expected, f"{label}: reference raised {expected!r}, got {got!r}"
+
+
+def check(body: bytes, label: str) -> bool:
+    """Native == reference for ``body``; returns whether the native path handled it."""
+    expected = outcome(decode_protobuf_reference, body)
+    assert_same(outcome(decode_protobuf, body), expected, label)
+    native = outcome(decode_native, body)
+    if native is None:
+        return False
+    assert_same(native, expected, f"{label} (decode_native)")
+    return True
+
+
+# ---- tests ----------------------------------------------------------------------------------
+
+
+def test_realistic_agent_workload_is_native_and_identical() -> None:
+    bodies: Iterator[bytes] = request_bodies(2_000, seed=11, batch_size=100)
+    for n, body in enumerate(bodies):
+        assert check(body, f"workload request {n}"), f"workload request {n} fell back"
+
+
+@pytest.mark.parametrize("block", range(4))
+def test_random_requests_match_reference(block: int) -> None:
+    per_block = RANDOM_REQUESTS // 4
+    native = 0
+    for seed in range(block * per_block, (block + 1) * per_block):
+        native += check(random_request(seed), f"random request seed={seed}")
+    assert native > per_block // 2, f"only {native}/{per_block} random requests went native"
+
+
+def test_double_formatting_matches_reference() -> None:
+    rng = random.Random(2024)
+    doubles = list(EDGE_DOUBLES) + [random_double(rng) for _ in range(FLOAT_SAMPLES)]
+    for start in range(0, len(doubles), 1_000):
+        request = ExportTraceServiceRequest()
+        spans = request.resource_spans.add().scope_spans.add().spans
+        for n, value in enumerate(doubles[start:start + 1_000]):
+            span = spans.add(trace_id=bytes(range(1, 17)), span_id=(n + 1).to_bytes(8, "big"),
+                             start_time_unix_nano=1, end_time_unix_nano=2)
+            add_attrs(span.attributes, [("x", value), ("xs", [value, -value])])
+        body = request.SerializeToString()
+        expected, got = decode_protobuf_reference(body), decode_protobuf(body)
+        assert got.frame["attributes"].to_list() == expected.frame["attributes"].to_list()
+        assert_frame_equal(got.frame, expected.frame, check_dtypes=True)
+
+
+def _bad_utf8(span: Span) -> None:
+    span.name = "placeholder"
+
+
+def _invalid_utf8_body() -> bytes:
+    body = single_span_request(_bad_utf8)
+    return body.replace(b"placeholder", b"placeholde\xff")
+
+
+TARGETED: dict[str, bytes] = {
+    "empty body": b"",
+    "garbage": bytes(random.Random(5).getrandbits(8) for _ in range(64)),
+    "truncated": random_request(1)[:-7],
+    "invalid utf-8 in a string": _invalid_utf8_body(),
+    "15-byte trace id": single_span_request(lambda s: setattr(s, "trace_id", bytes(range(1, 16)))),
+    "zero span id": single_span_request(lambda s: setattr(s, "span_id", bytes(8))),
+    "7-byte parent": single_span_request(lambda s: setattr(s, "parent_span_id", b"\x01" * 7)),
+    "status code 5": single_span_request(lambda s: setattr(s.status, "code", 5)),
+    "end before start": single_span_request(lambda s: setattr(s, "end_time_unix_nano", 500)),
+    "start >= 2**63": single_span_request(lambda s: setattr(s, "start_time_unix_nano", 2**63)),
+    "infinite token count": single_span_request(lambda s: add_attrs(
+        s.attributes, [("gen_ai.usage.input_tokens", math.inf)])),
+    "token count beyond int64": single_span_request(lambda s: add_attrs(
+        s.attributes, [("llm.token_count.prompt", "99999999999999999999")])),
+    "token total overflows": single_span_request(lambda s: add_attrs(
+        s.attributes, [("gen_ai.usage.input_tokens", 2**63 - 1),
+                       ("gen_ai.usage.output_tokens", 1)])),
+}
+
+
+@pytest.mark.parametrize("label", sorted(TARGETED))
+def test_targeted_bodies_match_reference(label: str) -> None:
+    check(TARGETED[label], label)
+
+
+def test_rejected_span_gives_partial_success_natively() -> None:
+    result = decode_protobuf(TARGETED["15-byte trace id"])
+    assert (result.accepted, result.rejected) == (0, 1)
+    assert result.errors == ["resourceSpans[0].scopeSpans[0].spans[0]: "
+                             "traceId must be 16 bytes, got 15"]
+
+
+COUNT_VALUES: tuple[Any, ...] = (
+    " 12 ", "+1_000", "007", "1__0", "_1", "1_", "- 1", "+", "", "0x10", "\x1c12\x1f",
+    "9223372036854775807", "9223372036854775808", "-9223372036854775808",
+    "-9223372036854775809", "twelve", 1.5, -1.9, 9.2e18, -9.3e18, 1e19, math.nan, math.inf,
+    -math.inf, True, [1], (("n", 1),), 2**63 - 1, -(2**63))
+
+
+@pytest.mark.parametrize("value", COUNT_VALUES, ids=repr)
+def test_token_counts_convert_natively_as_the_reference_does(value: Any) -> None:
+    body = single_span_request(lambda s: add_attrs(
+        s.attributes, [("gen_ai.usage.input_tokens", value), ("gen_ai.usage.output_tokens", 1)]))
+    assert check(body, f"input tokens {value!r}"), "fell back to the reference"
+
+
+def test_counts_an_int64_cannot_hold_are_unknown_not_errors() -> None:
+    for label in ("infinite token count", "token count beyond int64", "token total overflows"):
+        frame = decode_protobuf(TARGETED[label]).frame
+        assert frame.height == 1, label
+        assert frame["tokens_total"].to_list() == [None], label
+
+
+def test_a_time_beyond_int64_rejects_only_that_span() -> None:
+    result = decode_protobuf(TARGETED["start >= 2**63"])
+    assert (result.accepted, result.rejected) == (0, 1)
+    assert result.errors == ["resourceSpans[0].scopeSpans[0].spans[0]: "
+                             "startTimeUnixNano 9223372036854775808 is out of range"]
