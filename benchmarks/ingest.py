@@ -24,13 +24,15 @@ def main() -> None:
     args = parser.parse_args()
     for _ in range(args.runs):
         run = run_ingest(args.spans, args.connections, persist=not args.memory_only)
+        durable = (f"; on disk (Parquet) after {run.durable_seconds:.2f} s = "
+                   f"{run.spans / run.durable_seconds:,.0f} spans/s" if run.durable_seconds else "")
         print(f"ingest: {run.spans} spans ({run.body_bytes / run.spans:.0f} B/span protobuf, "
               f"batches of 512, {args.connections} connections, "
               f"{'memory only' if args.memory_only else 'persisted'}) queryable in "
               f"{run.seconds:.2f} s = {run.spans_per_second:,.0f} spans/s "
-              f"({run.body_bytes / run.seconds / 1e6:.1f} MB/s); CPU: collector process "
-              f"{run.cpu_seconds / run.spans * 1e6:.1f} us/span (all threads) + its "
-              f"decoding workers {run.worker_cpu_seconds / run.spans * 1e6:.1f} us/span")
+              f"({run.body_bytes / run.seconds / 1e6:.1f} MB/s){durable}; CPU: collector "
+              f"process {run.cpu_seconds / run.spans * 1e6:.1f} us/span (all threads), "
+              f"sender {run.sender_cpu_seconds / run.spans * 1e6:.1f} us/span")
 
 
 if __name__ == "__main__":

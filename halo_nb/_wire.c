@@ -23,15 +23,49 @@
 
 /* ---- growable byte buffers ------------------------------------------------------------ */
 
+/* Large buffers are mapped pages of their own rather than heap memory: a stored frame
+   keeps some columns' buffers and frees others, and on the heap that interleaving would
+   leave freed memory the process cannot give back. */
 typedef struct {
     char *p;
     size_t len, cap;
+    int mapped;
 } buf_t;
 
-static int buf_reserve(buf_t *b, size_t extra) {
-    if (b->len + extra <= b->cap) return 0;
+#if defined(__unix__) || defined(__APPLE__)
+#include <sys/mman.h>
+#define MAP_FROM ((size_t)64 * 1024)
+#else
+#define MAP_FROM SIZE_MAX
+#endif
+
+static void memory_free(char *p, size_t cap, int mapped) {
+#if defined(__unix__) || defined(__APPLE__)
+    if (mapped) {
+        munmap(p, cap);
+        return;
+    }
+#endif
+    (void)cap;
+    (void)mapped;
+    free(p);
+}
+
+static int buf_grow(buf_t *b, size_t extra) {
     size_t cap = b->cap ? b->cap : 256;
     while (cap < b->len + extra) cap *= 2;
+#if defined(__unix__) || defined(__APPLE__)
+    if (cap >= MAP_FROM) {
+        char *p = mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED) return -1;
+        if (b->len) memcpy(p, b->p, b->len);
+        memory_free(b->p, b->cap, b->mapped);
+        b->p = p;
+        b->cap = cap;
+        b->mapped = 1;
+        return 0;
+    }
+#endif
     char *p = realloc(b->p, cap);
     if (!p) return -1;
     b->p = p;
@@ -39,7 +73,11 @@ static int buf_reserve(buf_t *b, size_t extra) {
     return 0;
 }
 
-static int buf_put(buf_t *b, const void *data, size_t n) {
+static inline int buf_reserve(buf_t *b, size_t extra) {
+    return b->len + extra <= b->cap ? 0 : buf_grow(b, extra);
+}
+
+static inline int buf_put(buf_t *b, const void *data, size_t n) {
     if (buf_reserve(b, n)) return -1;
     memcpy(b->p + b->len, data, n);
     b->len += n;
@@ -55,9 +93,10 @@ static inline int buf_char(buf_t *b, char c) {
 }
 
 static void buf_free(buf_t *b) {
-    free(b->p);
+    memory_free(b->p, b->cap, b->mapped);
     b->p = NULL;
     b->len = b->cap = 0;
+    b->mapped = 0;
 }
 
 /* ---- results and failure ------------------------------------------------------------- */
@@ -169,39 +208,47 @@ static inline uint64_t load8(const uint8_t *s) {
     return w;
 }
 
+/* The length of the well-formed UTF-8 sequence that starts at s[i] (a byte >= 0x80),
+   or 0: no overlongs, surrogates or code points beyond U+10FFFF, as protobuf checks. */
+static size_t utf8_sequence(const uint8_t *s, size_t i, size_t n) {
+    uint8_t c = s[i];
+    size_t need;
+    uint32_t cp;
+    if (c >= 0xc2 && c <= 0xdf) {
+        need = 1;
+        cp = c & 0x1f;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        need = 2;
+        cp = c & 0x0f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        need = 3;
+        cp = c & 0x07;
+    } else {
+        return 0;
+    }
+    if (i + need >= n) return 0;
+    for (size_t k = 1; k <= need; k++) {
+        if ((s[i + k] & 0xc0) != 0x80) return 0;
+        cp = (cp << 6) | (s[i + k] & 0x3f);
+    }
+    if ((need == 2 && cp < 0x800) || (need == 3 && cp < 0x10000) || cp > 0x10ffff ||
+        (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return need + 1;
+}
+
 static int valid_utf8(const uint8_t *s, size_t n) {
     size_t i = 0;
     while (i < n) {
         while (i + 8 <= n && !(load8(s + i) & HIGHS)) i += 8;
         if (i >= n) break;
-        uint8_t c = s[i];
-        if (c < 0x80) {
+        if (s[i] < 0x80) {
             i++;
             continue;
         }
-        size_t need;
-        uint32_t cp;
-        if (c >= 0xc2 && c <= 0xdf) {
-            need = 1;
-            cp = c & 0x1f;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            need = 2;
-            cp = c & 0x0f;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            need = 3;
-            cp = c & 0x07;
-        } else {
-            return 0;
-        }
-        if (i + need >= n) return 0;
-        for (size_t k = 1; k <= need; k++) {
-            if ((s[i + k] & 0xc0) != 0x80) return 0;
-            cp = (cp << 6) | (s[i + k] & 0x3f);
-        }
-        if ((need == 2 && cp < 0x800) || (need == 3 && cp < 0x10000) || cp > 0x10ffff ||
-            (cp >= 0xd800 && cp <= 0xdfff))
-            return 0;
-        i += need + 1;
+        size_t len = utf8_sequence(s, i, n);
+        if (!len) return 0;
+        i += len;
     }
     return 1;
 }
@@ -438,42 +485,56 @@ static inline int needs_escape(uint64_t w) {
             ((backslash - ONES) & ~backslash)) & HIGHS) != 0;
 }
 
-/* A JSON string literal, after checking the text is UTF-8 (as protobuf requires). */
+/* A JSON string literal, checking on the way that the text is UTF-8 (as protobuf
+   requires): one pass, eight bytes at a time while there is nothing to escape. */
 static int json_string(buf_t *out, const uint8_t *s, size_t n) {
     static const char hex[] = "0123456789abcdef";
-    if (!valid_utf8(s, n)) return NATIVE_NO;
-    MEM(buf_reserve(out, n + 2));
-    out->p[out->len++] = '"';
-    size_t start = 0;
-    for (size_t i = 0; i < n; i++) {
-        while (i + 8 <= n && !needs_escape(load8(s + i))) i += 8;
+    MEM(buf_reserve(out, 6 * n + 2)); /* the worst case: every byte a \u00XX escape */
+    char *o = out->p + out->len;
+    *o++ = '"';
+    size_t start = 0, i = 0;
+    while (i < n) {
+        while (i + 8 <= n) {
+            uint64_t w = load8(s + i);
+            if ((w & HIGHS) || needs_escape(w)) break;
+            i += 8;
+        }
         if (i >= n) break;
         uint8_t c = s[i];
-        if (c >= 0x20 && c != '"' && c != '\\') continue;
-        MEM(buf_put(out, s + start, i - start));
-        start = i + 1;
-        char esc[6] = {'\\', 0, 0, 0, 0, 0};
-        size_t len = 2;
-        switch (c) {
-        case '"': esc[1] = '"'; break;
-        case '\\': esc[1] = '\\'; break;
-        case '\n': esc[1] = 'n'; break;
-        case '\r': esc[1] = 'r'; break;
-        case '\t': esc[1] = 't'; break;
-        case '\b': esc[1] = 'b'; break;
-        case '\f': esc[1] = 'f'; break;
-        default:
-            esc[1] = 'u';
-            esc[2] = '0';
-            esc[3] = '0';
-            esc[4] = hex[c >> 4];
-            esc[5] = hex[c & 15];
-            len = 6;
+        if (c >= 0x80) {
+            size_t len = utf8_sequence(s, i, n);
+            if (!len) return NATIVE_NO;
+            i += len;
+            continue;
         }
-        MEM(buf_put(out, esc, len));
+        if (c >= 0x20 && c != '"' && c != '\\') {
+            i++;
+            continue;
+        }
+        memcpy(o, s + start, i - start);
+        o += i - start;
+        *o++ = '\\';
+        switch (c) {
+        case '"': *o++ = '"'; break;
+        case '\\': *o++ = '\\'; break;
+        case '\n': *o++ = 'n'; break;
+        case '\r': *o++ = 'r'; break;
+        case '\t': *o++ = 't'; break;
+        case '\b': *o++ = 'b'; break;
+        case '\f': *o++ = 'f'; break;
+        default:
+            *o++ = 'u';
+            *o++ = '0';
+            *o++ = '0';
+            *o++ = hex[c >> 4];
+            *o++ = hex[c & 15];
+        }
+        start = ++i;
     }
-    MEM(buf_put(out, s + start, n - start));
-    MEM(buf_char(out, '"'));
+    memcpy(o, s + start, n - start);
+    o += n - start;
+    *o++ = '"';
+    out->len = (size_t)(o - out->p);
     return OK;
 }
 
@@ -1337,8 +1398,52 @@ static void decoder_free(decoder_t *d) {
 
 /* ---- Python interface ------------------------------------------------------------------ */
 
-static PyObject *bytes_of(const buf_t *b) {
-    return PyBytes_FromStringAndSize(b->p ? b->p : "", (Py_ssize_t)b->len);
+/* A decoded buffer handed to Python without a copy: it exposes the buffer protocol
+   (pyarrow wraps it as is) and frees the memory when the last reference goes. */
+typedef struct {
+    PyObject_HEAD
+    char *p;
+    Py_ssize_t len;
+    size_t cap;
+    int mapped;
+} OwnedBuffer;
+
+static int owned_getbuffer(PyObject *self, Py_buffer *view, int flags) {
+    OwnedBuffer *b = (OwnedBuffer *)self;
+    return PyBuffer_FillInfo(view, self, b->p, b->len, 1, flags);
+}
+
+static void owned_dealloc(PyObject *self) {
+    OwnedBuffer *b = (OwnedBuffer *)self;
+    memory_free(b->p, b->cap, b->mapped);
+    Py_TYPE(self)->tp_free(self);
+}
+
+static PyBufferProcs owned_as_buffer = {owned_getbuffer, NULL};
+
+static PyTypeObject OwnedBufferType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "halo_nb._wire.Buffer",
+    .tp_basicsize = sizeof(OwnedBuffer),
+    .tp_dealloc = owned_dealloc,
+    .tp_as_buffer = &owned_as_buffer,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Memory the native decoder filled, owned by this object.",
+};
+
+/* Moves the buffer's memory into a Python object (the buffer is left empty). */
+static PyObject *bytes_of(buf_t *b) {
+    if (!b->p && buf_reserve(b, 1)) return PyErr_NoMemory(); /* never a NULL address */
+    OwnedBuffer *owned = PyObject_New(OwnedBuffer, &OwnedBufferType);
+    if (!owned) return NULL;
+    owned->p = b->p;
+    owned->len = (Py_ssize_t)b->len;
+    owned->cap = b->cap;
+    owned->mapped = b->mapped;
+    b->p = NULL;
+    b->len = b->cap = 0;
+    b->mapped = 0;
+    return (PyObject *)owned;
 }
 
 /* Arrow string views (Polars' own layout, so it takes them without converting): 16
@@ -1367,9 +1472,9 @@ static PyObject *string_views(const column_t *col, int64_t rows) {
 
 static PyObject *column_buffers(decoder_t *d, int c) {
     column_t *col = &d->cols[c];
-    PyObject *data = bytes_of(&col->data);
     PyObject *views = COLUMNS[c].type == COL_STR ? string_views(col, d->rows)
                                                  : Py_NewRef(Py_None);
+    PyObject *data = views ? bytes_of(&col->data) : NULL; /* after the views read it */
     PyObject *valid = col->nulls ? bytes_of(&col->valid) : Py_NewRef(Py_None);
     if (!data || !views || !valid) {
         Py_XDECREF(data);
@@ -1532,6 +1637,7 @@ static struct PyModuleDef module = {
 };
 
 PyMODINIT_FUNC PyInit__wire(void) {
+    if (PyType_Ready(&OwnedBufferType) < 0) return NULL;
     PyObject *m = PyModule_Create(&module);
     if (!m) return NULL;
     PyObject *columns = PyTuple_New(C_COUNT);

@@ -90,8 +90,17 @@ def decode_native(body: bytes, origin: str | None = None) -> DecodeResult | None
     arrays = [_arrow_array(name, kind, rows, *column)
               for (name, kind), column in zip(_wire.COLUMNS, buffers, strict=True)]
     arrays.append(pa.array([origin] * rows, pa.string_view()))
-    frame = pl.DataFrame(pa.RecordBatch.from_arrays(arrays, schema=_NATIVE_SCHEMA))
+    frame = _polars_frame(pa.Table.from_arrays(arrays, schema=_NATIVE_SCHEMA))
     return DecodeResult(frame.cast(SPAN_SCHEMA) if _NATIVE_NEEDS_CAST else frame)
+
+
+def _polars_frame(table: pa.Table) -> pl.DataFrame:
+    """Column by column, without copying: each column then holds only its own buffers (a
+    record batch imported whole would keep every column's memory alive for as long as any
+    one of them is referenced, e.g. the text columns a stored chunk shares)."""
+    frame = pl.from_arrow(table, rechunk=False)
+    assert isinstance(frame, pl.DataFrame)
+    return frame
 
 
 def _arrow_array(name: str, kind: str, rows: int, data: bytes, views: bytes | None,
@@ -165,7 +174,7 @@ _ENUM_VALUES = {"kind": pa.array(KINDS, pa.string_view()),
                 "status": pa.array(STATUSES, pa.string_view())}
 _NATIVE_SCHEMA = _native_schema()
 # True only with a Polars that reads the Enum metadata differently: then cast each frame.
-_NATIVE_NEEDS_CAST = pl.DataFrame(_NATIVE_SCHEMA.empty_table()).schema != SPAN_SCHEMA
+_NATIVE_NEEDS_CAST = _polars_frame(_NATIVE_SCHEMA.empty_table()).schema != SPAN_SCHEMA
 
 
 def decode_protobuf_reference(body: bytes, origin: str | None = None) -> DecodeResult:
