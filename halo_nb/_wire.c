@@ -23,49 +23,14 @@
 
 /* ---- growable byte buffers ------------------------------------------------------------ */
 
-/* Large buffers are mapped pages of their own rather than heap memory: a stored frame
-   keeps some columns' buffers and frees others, and on the heap that interleaving would
-   leave freed memory the process cannot give back. */
 typedef struct {
     char *p;
     size_t len, cap;
-    int mapped;
 } buf_t;
-
-#if defined(__unix__) || defined(__APPLE__)
-#include <sys/mman.h>
-#define MAP_FROM ((size_t)64 * 1024)
-#else
-#define MAP_FROM SIZE_MAX
-#endif
-
-static void memory_free(char *p, size_t cap, int mapped) {
-#if defined(__unix__) || defined(__APPLE__)
-    if (mapped) {
-        munmap(p, cap);
-        return;
-    }
-#endif
-    (void)cap;
-    (void)mapped;
-    free(p);
-}
 
 static int buf_grow(buf_t *b, size_t extra) {
     size_t cap = b->cap ? b->cap : 256;
     while (cap < b->len + extra) cap *= 2;
-#if defined(__unix__) || defined(__APPLE__)
-    if (cap >= MAP_FROM) {
-        char *p = mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (p == MAP_FAILED) return -1;
-        if (b->len) memcpy(p, b->p, b->len);
-        memory_free(b->p, b->cap, b->mapped);
-        b->p = p;
-        b->cap = cap;
-        b->mapped = 1;
-        return 0;
-    }
-#endif
     char *p = realloc(b->p, cap);
     if (!p) return -1;
     b->p = p;
@@ -93,10 +58,9 @@ static inline int buf_char(buf_t *b, char c) {
 }
 
 static void buf_free(buf_t *b) {
-    memory_free(b->p, b->cap, b->mapped);
+    free(b->p);
     b->p = NULL;
     b->len = b->cap = 0;
-    b->mapped = 0;
 }
 
 /* ---- results and failure ------------------------------------------------------------- */
@@ -1404,8 +1368,6 @@ typedef struct {
     PyObject_HEAD
     char *p;
     Py_ssize_t len;
-    size_t cap;
-    int mapped;
 } OwnedBuffer;
 
 static int owned_getbuffer(PyObject *self, Py_buffer *view, int flags) {
@@ -1414,8 +1376,7 @@ static int owned_getbuffer(PyObject *self, Py_buffer *view, int flags) {
 }
 
 static void owned_dealloc(PyObject *self) {
-    OwnedBuffer *b = (OwnedBuffer *)self;
-    memory_free(b->p, b->cap, b->mapped);
+    free(((OwnedBuffer *)self)->p);
     Py_TYPE(self)->tp_free(self);
 }
 
@@ -1431,18 +1392,24 @@ static PyTypeObject OwnedBufferType = {
     .tp_doc = "Memory the native decoder filled, owned by this object.",
 };
 
-/* Moves the buffer's memory into a Python object (the buffer is left empty). */
+/* Moves the buffer's memory into a Python object (the buffer is left empty), trimmed to
+   its length: a stored frame keeps text buffers for as long as it lives, so the room a
+   buffer grew into would otherwise stay taken. */
 static PyObject *bytes_of(buf_t *b) {
     if (!b->p && buf_reserve(b, 1)) return PyErr_NoMemory(); /* never a NULL address */
+    if (b->cap - b->len > 4096) {
+        char *p = realloc(b->p, b->len ? b->len : 1);
+        if (p) {
+            b->p = p;
+            b->cap = b->len;
+        }
+    }
     OwnedBuffer *owned = PyObject_New(OwnedBuffer, &OwnedBufferType);
     if (!owned) return NULL;
     owned->p = b->p;
     owned->len = (Py_ssize_t)b->len;
-    owned->cap = b->cap;
-    owned->mapped = b->mapped;
     b->p = NULL;
     b->len = b->cap = 0;
-    b->mapped = 0;
     return (PyObject *)owned;
 }
 
