@@ -8,6 +8,7 @@ import http.client
 import json
 import socket
 import threading
+import time
 import tracemalloc
 import zlib
 from collections.abc import Iterator
@@ -337,3 +338,68 @@ def test_large_json_bodies_are_decoded_by_workers_with_the_same_answers(
         assert post(collector, large_json(large_batch("after")), JSON)[0] == 200
         assert memory_store.spans().height == 1600
         assert collector.running
+
+
+class _SlowStore(SpanStore):
+    """A store whose appends take a while, so concurrent requests queue behind one."""
+
+    def __init__(self, fail: bool = False) -> None:
+        super().__init__(None)
+        self.calls = 0
+        self.fail = fail
+        self.first_entered = threading.Event()
+        self.release_first = threading.Event()
+
+    def append(self, frame):  # type: ignore[no-untyped-def]
+        self.calls += 1
+        if self.calls == 1:
+            self.first_entered.set()
+            self.release_first.wait(10)
+        if self.fail:
+            raise RuntimeError("disk full")
+        return super().append(frame)
+
+
+def _append_concurrently(store: _SlowStore, count: int) -> list[BaseException | None]:
+    from halo_nb.collector import _GroupAppender
+    from halo_nb.otlp import decode_protobuf
+
+    appender = _GroupAppender(store)
+    frames = [decode_protobuf(protobuf_body([span(f"s{i}")])).frame for i in range(count)]
+    outcomes: list[BaseException | None] = [None] * count
+
+    def run(i: int) -> None:
+        try:
+            appender.append(frames[i])
+        except BaseException as exc:  # recorded for the assertions
+            outcomes[i] = exc
+
+    first = threading.Thread(target=run, args=(0,))
+    first.start()
+    assert store.first_entered.wait(10)
+    rest = [threading.Thread(target=run, args=(i,)) for i in range(1, count)]
+    for thread in rest:
+        thread.start()
+    deadline = time.monotonic() + 10
+    while len(appender._queue) < count - 1 and time.monotonic() < deadline:
+        time.sleep(0.01)  # until all the others queue behind the first
+    assert len(appender._queue) == count - 1
+    store.release_first.set()
+    for thread in [first, *rest]:
+        thread.join(10)
+    return outcomes
+
+
+def test_concurrent_requests_are_appended_together_and_all_stored() -> None:
+    store = _SlowStore()
+    outcomes = _append_concurrently(store, 6)
+    assert outcomes == [None] * 6
+    assert sorted(store.spans()["name"]) == [f"s{i}" for i in range(6)]
+    assert store.calls == 2  # the first request alone, then the five that queued behind it
+
+
+def test_a_failed_group_append_fails_every_request_in_it() -> None:
+    store = _SlowStore(fail=True)
+    outcomes = _append_concurrently(store, 4)
+    assert all(isinstance(o, RuntimeError) and str(o) == "disk full" for o in outcomes)
+    assert store.calls == 2
