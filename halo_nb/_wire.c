@@ -298,14 +298,19 @@ typedef struct {
     size_t len, cap;
 } kvstack_t;
 
+/* Room for one more item in a growable array of `size`-byte items. */
+static int grow_items(void **items, size_t len, size_t *cap, size_t size) {
+    if (len < *cap) return OK;
+    size_t more = *cap ? *cap * 2 : 16;
+    void *grown = realloc(*items, more * size);
+    if (!grown) return NATIVE_NOMEM;
+    *items = grown;
+    *cap = more;
+    return OK;
+}
+
 static int kv_push(kvstack_t *s, kv_t kv) {
-    if (s->len == s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 64;
-        kv_t *items = realloc(s->items, cap * sizeof(kv_t));
-        if (!items) return NATIVE_NOMEM;
-        s->items = items;
-        s->cap = cap;
-    }
+    TRY(grow_items((void **)&s->items, s->len, &s->cap, sizeof(kv_t)));
     s->items[s->len++] = kv;
     return OK;
 }
@@ -1050,13 +1055,7 @@ typedef struct {
 } list_t;
 
 static int list_push(list_t *l, bytes_t b) {
-    if (l->len == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 8;
-        bytes_t *items = realloc(l->items, cap * sizeof(bytes_t));
-        if (!items) return NATIVE_NOMEM;
-        l->items = items;
-        l->cap = cap;
-    }
+    TRY(grow_items((void **)&l->items, l->len, &l->cap, sizeof(bytes_t)));
     l->items[l->len++] = b;
     return OK;
 }

@@ -2,7 +2,10 @@
 
 Public functions:
 
-- ``decode_protobuf(body, origin=None)``: the bytes of an ``ExportTraceServiceRequest``.
+- ``decode_protobuf(body, origin=None)``: the bytes of an ``ExportTraceServiceRequest``,
+  decoded natively (``_wire.c``: no GIL, columns straight into Arrow buffers) or, for what
+  the native decoder leaves to it, by ``decode_protobuf_reference``, the Python decoder
+  that defines the result (``tests/test_native_decoder.py`` holds the two equal).
 - ``decode_json(body, origin=None)``: the OTLP JSON mapping, as bytes, str, or an already
   parsed dict (snapshot import passes its dict here; ``decode_request_dict`` is the same
   function under the name that says so). Ids are hex; int64 values may be JSON strings

@@ -40,7 +40,14 @@ def span(name: str = "span", *, trace_id: str | None = None, span_id: str | None
     }
 
 
+class Pairs(tuple):
+    """A kvlist given as (key, value) pairs, which, unlike a dict, may repeat a key."""
+
+
 def set_value(target: AnyValue, value: Any) -> None:
+    """``value`` as an AnyValue; None leaves it without a value (what OTLP calls empty)."""
+    if value is None:
+        return
     if isinstance(value, bool):
         target.bool_value = value
     elif isinstance(value, int):
@@ -51,6 +58,10 @@ def set_value(target: AnyValue, value: Any) -> None:
         target.string_value = value
     elif isinstance(value, bytes):
         target.bytes_value = value
+    elif isinstance(value, Pairs):
+        target.kvlist_value.SetInParent()
+        for key, item in value:
+            set_value(target.kvlist_value.values.add(key=key).value, item)
     elif isinstance(value, (list, tuple)):
         target.array_value.SetInParent()
         for item in value:
