@@ -150,7 +150,7 @@ class Collector:
             decoders.close()
 
     def start_decoders(self) -> None:
-        """Start the decoding worker processes now rather than with the first large body
+        """Start the decoding worker processes now rather than with the first large JSON body
         (each imports polars and protobuf, which takes about a second) and wait until they
         are ready."""
         decoders = self._decoder_pool()
