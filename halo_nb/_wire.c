@@ -701,11 +701,11 @@ typedef struct {
     size_t len;
 } names_t;
 
-/* One kind source: an attribute and the kinds its lower-cased values map to. */
+/* One kind source: an attribute, and the kind codes its lower-cased values map to. */
 typedef struct {
     name_t key;
     names_t values;
-    names_t kinds;
+    uint8_t *codes;
 } kind_source_t;
 
 enum {
@@ -718,16 +718,20 @@ static const char *const KEY_TABLE_NAMES[T_KEY_TABLES] = {
 
 enum {
     N_SERVICE_NAME, N_TOOL_ARGS_FALLBACK, N_TOOL_RESULT_FALLBACK, N_EXCEPTION_EVENT,
-    N_EXCEPTION_MESSAGE, N_EXCEPTION_TYPE, N_KIND_IF_MODEL, N_KIND_DEFAULT, N_TOOL_KIND,
-    N_NAMES
+    N_EXCEPTION_MESSAGE, N_EXCEPTION_TYPE, N_NAMES
 };
 static const char *const NAME_NAMES[N_NAMES] = {
     "service_name", "tool_args_fallback", "tool_result_fallback", "exception_event",
-    "exception_message", "exception_type", "kind_if_model", "kind_default", "tool_kind"};
+    "exception_message", "exception_type"};
+
+/* Kinds are codes: the index into halo_nb.schema.KINDS, the frame's Enum. */
+enum { K_IF_MODEL, K_DEFAULT, K_TOOL, K_CODES };
+static const char *const KIND_CODE_NAMES[K_CODES] = {"kind_if_model", "kind_default", "tool_kind"};
 
 static struct {
     int ready;
-    names_t kinds; /* the Enum's categories: a kind's code is its index */
+    uint8_t kind_codes[K_CODES];
+    names_t otel_kinds; /* OTLP's SpanKind names, by enum value */
     names_t keys[T_KEY_TABLES];
     name_t names[N_NAMES];
     kind_source_t *kind_sources;
@@ -798,6 +802,10 @@ static int str_put(decoder_t *d, int col, const void *s, size_t n) {
 }
 
 static int str_null(decoder_t *d, int col) { return str_end(d, col, 0); }
+
+static int name_put(decoder_t *d, int col, const name_t *name) {
+    return str_put(d, col, name->s, name->len);
+}
 
 static int code_put(decoder_t *d, int col, uint8_t code) {
     MEM(buf_char(&d->cols[col].data, (char)code));
@@ -929,8 +937,8 @@ static int ascii_lower_eq(bytes_t value, const name_t *name, int *ascii) {
     return 1;
 }
 
-/* semconv.span_kind(attrs). */
-static int span_kind(decoder_t *d, size_t n, const name_t **kind) {
+/* semconv.span_kind(attrs), as a kind code. */
+static int span_kind(decoder_t *d, size_t n, uint8_t *kind) {
     for (size_t s = 0; s < T.kind_source_count; s++) {
         const kind_source_t *src = &T.kind_sources[s];
         value_t v;
@@ -939,7 +947,7 @@ static int span_kind(decoder_t *d, size_t n, const name_t **kind) {
         for (size_t k = 0; k < src->values.len; k++) {
             int ascii;
             if (ascii_lower_eq(v.bytes, &src->values.items[k], &ascii)) {
-                *kind = &src->kinds.items[k];
+                *kind = src->codes[k];
                 return OK;
             }
             /* str.lower() maps a few non-ASCII letters onto ASCII ones. */
@@ -948,7 +956,7 @@ static int span_kind(decoder_t *d, size_t n, const name_t **kind) {
     }
     value_t model;
     TRY(first_of(d, n, T_MODEL, &model));
-    *kind = model.type != V_NONE ? &T.names[N_KIND_IF_MODEL] : &T.names[N_KIND_DEFAULT];
+    *kind = T.kind_codes[model.type != V_NONE ? K_IF_MODEL : K_DEFAULT];
     return OK;
 }
 
@@ -965,9 +973,6 @@ typedef struct {
 typedef struct {
     bytes_t name, version;
 } scope_t;
-
-static const char *const OTEL_KINDS[6] = {"unspecified", "internal", "server",
-                                          "client", "producer", "consumer"};
 
 /* Events: their JSON, and the first exception event's message (batch._exception_message). */
 static int span_events(decoder_t *d, const bytes_t *events, size_t count, value_t *exception) {
@@ -1076,7 +1081,7 @@ static int decode_span(decoder_t *d, bytes_t msg, const resource_t *res, const s
     field_t f;
     bytes_t trace = {NULL, 0}, span = {NULL, 0}, parent = {NULL, 0};
     bytes_t name = {(const uint8_t *)"", 0}, state = {NULL, 0}, status_msg = {NULL, 0};
-    uint64_t start = 0, end = 0, kind = 0;
+    uint64_t start = 0, end = 0, otel_kind = 0;
     int64_t code = 0;
     int statuses = 0;
     events->len = links->len = 0;
@@ -1088,7 +1093,7 @@ static int decode_span(decoder_t *d, bytes_t msg, const resource_t *res, const s
         case 3: EXPECT(f, 2); state = f.bytes; break;
         case 4: EXPECT(f, 2); parent = f.bytes; break;
         case 5: EXPECT(f, 2); name = f.bytes; break;
-        case 6: EXPECT(f, 0); kind = f.value; break;
+        case 6: EXPECT(f, 0); otel_kind = f.value; break;
         case 7: EXPECT(f, 1); start = f.value; break;
         case 8: EXPECT(f, 1); end = f.value; break;
         case 9: EXPECT(f, 2); break; /* attributes: read below */
@@ -1140,15 +1145,9 @@ static int decode_span(decoder_t *d, bytes_t msg, const resource_t *res, const s
     }
     TRY(str_put(d, C_NAME, name.p, name.len));
 
-    const name_t *span_kind_name;
-    TRY(span_kind(d, n, &span_kind_name));
-    size_t kind_code = 0;
-    while (kind_code < T.kinds.len &&
-           !(T.kinds.items[kind_code].len == span_kind_name->len &&
-             memcmp(T.kinds.items[kind_code].s, span_kind_name->s, span_kind_name->len) == 0))
-        kind_code++;
-    if (kind_code == T.kinds.len) return NATIVE_NO;
-    TRY(code_put(d, C_KIND, (uint8_t)kind_code));
+    uint8_t kind;
+    TRY(span_kind(d, n, &kind));
+    TRY(code_put(d, C_KIND, kind));
 
     TRY(i64_put(d, C_START_NS, (int64_t)start, 1));
     TRY(i64_put(d, C_END_NS, (int64_t)end, end != 0));
@@ -1199,9 +1198,7 @@ static int decode_span(decoder_t *d, bytes_t msg, const resource_t *res, const s
 
     TRY(first_of(d, n, T_TOOL_NAME, &v));
     TRY(put_text(d, C_TOOL_NAME, &v));
-    int is_tool = span_kind_name == &T.names[N_TOOL_KIND] ||
-                  (span_kind_name->len == T.names[N_TOOL_KIND].len &&
-                   memcmp(span_kind_name->s, T.names[N_TOOL_KIND].s, span_kind_name->len) == 0);
+    int is_tool = kind == T.kind_codes[K_TOOL];
     TRY(first_of(d, n, T_TOOL_ARGS, &v));
     if (v.type == V_NONE && is_tool) {
         const name_t *key = &T.names[N_TOOL_ARGS_FALLBACK];
@@ -1241,9 +1238,9 @@ static int decode_span(decoder_t *d, bytes_t msg, const resource_t *res, const s
     TRY(str_end(d, C_ATTRIBUTES, 1));
     TRY(span_links(d, links->items, links->len));
 
-    uint32_t k32 = (uint32_t)kind;
-    const char *otel = (int32_t)k32 >= 0 && k32 < 6 ? OTEL_KINDS[k32] : OTEL_KINDS[0];
-    TRY(str_put(d, C_OTEL_KIND, otel, strlen(otel)));
+    uint32_t k32 = (uint32_t)otel_kind;
+    TRY(name_put(d, C_OTEL_KIND,
+                 &T.otel_kinds.items[(int32_t)k32 >= 0 && k32 < T.otel_kinds.len ? k32 : 0]));
     TRY(put_optional(d, C_TRACE_STATE, state));
     TRY(put_optional(d, C_SCOPE_NAME, scope->name));
     TRY(put_optional(d, C_SCOPE_VERSION, scope->version));
@@ -1534,6 +1531,29 @@ static int copy_names(PyObject *seq, names_t *out) {
     return 0;
 }
 
+static int kind_code_of(PyObject *number, uint8_t *out) {
+    long code = PyLong_AsLong(number);
+    if (code == -1 && PyErr_Occurred()) return -1;
+    if (code < 0 || code > 255) {
+        PyErr_Format(PyExc_ValueError, "kind code %ld is not 0-255", code);
+        return -1;
+    }
+    *out = (uint8_t)code;
+    return 0;
+}
+
+static int kind_codes_of(PyObject *seq, uint8_t **out) {
+    PyObject *fast = PySequence_Fast(seq, "expected a sequence of kind codes");
+    if (!fast) return -1;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(fast);
+    *out = malloc((size_t)n + 1);
+    int rc = *out ? 0 : (PyErr_NoMemory(), -1);
+    for (Py_ssize_t i = 0; rc == 0 && i < n; i++)
+        rc = kind_code_of(PySequence_Fast_GET_ITEM(fast, i), &(*out)[i]);
+    Py_DECREF(fast);
+    return rc;
+}
+
 PyDoc_STRVAR(configure_doc,
 "configure(tables) -> None\n\n"
 "Hands over the attribute-name tables (see halo_nb.otlp._native_tables). Call once,\n"
@@ -1546,9 +1566,15 @@ static PyObject *wire_configure(PyObject *self, PyObject *tables) {
         PyErr_SetString(PyExc_TypeError, "configure() takes a dict");
         return NULL;
     }
-    PyObject *kinds = PyDict_GetItemString(tables, "kinds");
-    if (!kinds) return PyErr_Format(PyExc_KeyError, "tables lack kinds");
-    if (copy_names(kinds, &T.kinds) < 0) return NULL;
+    for (int k = 0; k < K_CODES; k++) {
+        PyObject *code = PyDict_GetItemString(tables, KIND_CODE_NAMES[k]);
+        if (!code) return PyErr_Format(PyExc_KeyError, "tables lack %s", KIND_CODE_NAMES[k]);
+        if (kind_code_of(code, &T.kind_codes[k]) < 0) return NULL;
+    }
+    PyObject *otel_kinds = PyDict_GetItemString(tables, "otel_kinds");
+    if (!otel_kinds) return PyErr_Format(PyExc_KeyError, "tables lack otel_kinds");
+    if (copy_names(otel_kinds, &T.otel_kinds) < 0) return NULL;
+    if (!T.otel_kinds.len) return PyErr_Format(PyExc_ValueError, "otel_kinds is empty");
     for (int t = 0; t < T_KEY_TABLES; t++) {
         PyObject *keys = PyDict_GetItemString(tables, KEY_TABLE_NAMES[t]);
         if (!keys) return PyErr_Format(PyExc_KeyError, "tables lack %s", KEY_TABLE_NAMES[t]);
@@ -1561,7 +1587,7 @@ static PyObject *wire_configure(PyObject *self, PyObject *tables) {
     }
     PyObject *sources = PyDict_GetItemString(tables, "kind_sources");
     if (!sources) return PyErr_Format(PyExc_KeyError, "tables lack kind_sources");
-    PyObject *fast = PySequence_Fast(sources, "kind_sources: a sequence of (key, {value: kind})");
+    PyObject *fast = PySequence_Fast(sources, "kind_sources: a sequence of (key, {value: code})");
     if (!fast) return NULL;
     Py_ssize_t n = PySequence_Fast_GET_SIZE(fast);
     T.kind_sources = calloc((size_t)n + 1, sizeof(kind_source_t));
@@ -1573,11 +1599,11 @@ static PyObject *wire_configure(PyObject *self, PyObject *tables) {
             Py_DECREF(fast);
             return NULL;
         }
-        PyObject *values = PyDict_Keys(mapping), *kinds = PyDict_Values(mapping);
-        int bad = !values || !kinds || copy_names(values, &T.kind_sources[i].values) < 0 ||
-                  copy_names(kinds, &T.kind_sources[i].kinds) < 0;
+        PyObject *values = PyDict_Keys(mapping), *codes = PyDict_Values(mapping);
+        int bad = !values || !codes || copy_names(values, &T.kind_sources[i].values) < 0 ||
+                  kind_codes_of(codes, &T.kind_sources[i].codes) < 0;
         Py_XDECREF(values);
-        Py_XDECREF(kinds);
+        Py_XDECREF(codes);
         if (bad) {
             Py_DECREF(fast);
             return NULL;

@@ -42,6 +42,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from . import _wire, semconv
 from .batch import STATUS_NAMES, SpanBatchBuilder
 from .schema import KINDS, SPAN_COLUMNS, SPAN_SCHEMA, STATUSES, empty_spans
+from .semconv import INT64_MAX
 
 OTEL_KINDS = ("unspecified", "internal", "server", "client", "producer", "consumer")
 _KIND_NAMES = {f"SPAN_KIND_{k.upper()}": k for k in OTEL_KINDS}
@@ -137,19 +138,22 @@ def _native_schema() -> pa.Schema:
 
 def _native_tables() -> dict[str, Any]:
     """semconv's tables in the form ``_wire.configure`` takes: the native decoder has no
-    attribute names of its own."""
-    identity = {kind: kind for kind in KINDS}
+    attribute names of its own. Kinds go as codes, their index in the frame's Enum."""
+    code = KINDS.index
+    identity = {kind: code(kind) for kind in KINDS}
     return {
-        "kinds": KINDS,
         "kind_sources": [
             (semconv.OPENINFERENCE_KIND, identity),
-            (semconv.GENAI_OPERATION, semconv.GENAI_OPERATION_KINDS),
-            (semconv.TRACELOOP_KIND, semconv.TRACELOOP_KINDS),
+            (semconv.GENAI_OPERATION,
+             {value: code(kind) for value, kind in semconv.GENAI_OPERATION_KINDS.items()}),
+            (semconv.TRACELOOP_KIND,
+             {value: code(kind) for value, kind in semconv.TRACELOOP_KINDS.items()}),
             (semconv.HALO_KIND, identity),
         ],
-        "kind_if_model": "llm",
-        "kind_default": "unknown",
-        "tool_kind": "tool",
+        "kind_if_model": code("llm"),
+        "kind_default": code("unknown"),
+        "tool_kind": code("tool"),
+        "otel_kinds": OTEL_KINDS,
         "model": semconv.MODEL,
         "tokens_in": semconv.TOKENS_IN,
         "tokens_out": semconv.TOKENS_OUT,
@@ -208,7 +212,7 @@ def decode_protobuf_reference(body: bytes, origin: str | None = None) -> DecodeR
                 end = span.end_time_unix_nano
                 if (len(trace_id) != 16 or len(span_id) != 8 or trace_id == _ZERO_TRACE
                         or span_id == _ZERO_SPAN or (parent and len(parent) != 8)
-                        or not 0 <= code <= 2 or start > _INT64_MAX or end > _INT64_MAX):
+                        or not 0 <= code <= 2 or start > INT64_MAX or end > INT64_MAX):
                     reason = _pb_problem(trace_id, span_id, parent, code, start, end)
                     errors.append(f"resourceSpans[{r}].scopeSpans[{s}].spans[{i}]: {reason}")
                     continue
@@ -249,9 +253,6 @@ _ZERO_TRACE = bytes(16)
 _ZERO_SPAN = bytes(8)
 
 
-_INT64_MAX = 2**63 - 1
-
-
 def _pb_problem(trace_id: bytes, span_id: bytes, parent: bytes, code: int, start: int,
                 end: int) -> str:
     if len(trace_id) != 16:
@@ -264,9 +265,9 @@ def _pb_problem(trace_id: bytes, span_id: bytes, parent: bytes, code: int, start
         return "spanId must not be all zeros"
     if parent and len(parent) != 8:
         return f"parentSpanId must be empty or 8 bytes, got {len(parent)}"
-    if start > _INT64_MAX:
+    if start > INT64_MAX:
         return f"startTimeUnixNano {start} is out of range"
-    if end > _INT64_MAX:
+    if end > INT64_MAX:
         return f"endTimeUnixNano {end} is out of range"
     return f"status.code {code} is not a StatusCode (0, 1 or 2)"
 
@@ -526,7 +527,7 @@ def _int64(value: Any, name: str) -> int:
         number = int(value)
     except (TypeError, ValueError):
         raise _SpanProblem(f"{name} {value!r} is not an integer") from None
-    if not 0 <= number < 2**63:
+    if not 0 <= number <= INT64_MAX:
         raise _SpanProblem(f"{name} {value!r} is out of range")
     return number
 

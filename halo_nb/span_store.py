@@ -432,10 +432,7 @@ def _span_frame(frame: pl.DataFrame) -> pl.DataFrame:
     """The frame with exactly the SPAN_SCHEMA columns, in order (missing ones null)."""
     if list(frame.schema.items()) == _SPAN_ITEMS:
         return frame
-    return frame.select(
-        (pl.col(name) if name in frame.columns else pl.lit(None)).cast(dtype).alias(name)
-        for name, dtype in SPAN_SCHEMA.items()
-    )
+    return _select_schema(frame, SPAN_SCHEMA)
 
 
 def _stored_form(frames: list[pl.DataFrame]) -> pl.DataFrame:
@@ -454,9 +451,14 @@ def _conform(frame: pl.DataFrame) -> pl.DataFrame:
         return frame
     if items == _SPAN_ITEMS:  # what every decoder builds: one cast, no per-column plan
         return frame.with_columns(pl.col(_CATEGORICAL_COLUMNS).cast(pl.Categorical()))
+    return _select_schema(frame, _STORED_SCHEMA)
+
+
+def _select_schema(frame: pl.DataFrame, schema: dict[str, pl.DataType]) -> pl.DataFrame:
+    """Exactly ``schema``'s columns, in its order and types (missing ones null)."""
     return frame.select(
         (pl.col(name) if name in frame.columns else pl.lit(None)).cast(dtype).alias(name)
-        for name, dtype in _STORED_SCHEMA.items()
+        for name, dtype in schema.items()
     )
 
 
