@@ -773,12 +773,58 @@ typedef struct {
     int64_t nulls;
 } column_t;
 
+/* The distinct trace ids of a request, in first-seen order (16 bytes each), with an
+   open-addressing index over them (slot = 1 + position, 0 = empty). */
+typedef struct {
+    buf_t ids;
+    uint32_t *slots;
+    size_t count, mask;
+} trace_set_t;
+
 typedef struct {
     column_t cols[C_COUNT];
     int64_t rows;
     kvstack_t kvs;
     buf_t scratch;
+    buf_t keys; /* each span id as a big-endian uint64: the store's duplicate key */
+    trace_set_t traces;
 } decoder_t;
+
+static inline uint64_t load_be64(const uint8_t *p) {
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++) v = (v << 8) | p[i];
+    return v;
+}
+
+static int trace_set_slot(const trace_set_t *t, const uint8_t *id) {
+    uint64_t h = (load_be64(id) ^ load_be64(id + 8)) * UINT64_C(0x9E3779B97F4A7C15);
+    size_t i = (size_t)(h >> 32) & t->mask;
+    while (t->slots[i] && memcmp(t->ids.p + 16 * (t->slots[i] - 1), id, 16) != 0)
+        i = (i + 1) & t->mask;
+    return (int)i;
+}
+
+static int trace_set_add(trace_set_t *t, const uint8_t *id) {
+    if (2 * (t->count + 1) > (t->slots ? t->mask + 1 : 0)) {
+        size_t size = t->slots ? 2 * (t->mask + 1) : 64;
+        uint32_t *old = t->slots;
+        size_t old_size = old ? t->mask + 1 : 0;
+        t->slots = calloc(size, sizeof(uint32_t));
+        if (!t->slots) {
+            t->slots = old;
+            return -1;
+        }
+        t->mask = size - 1;
+        for (size_t i = 0; i < old_size; i++)
+            if (old[i]) t->slots[trace_set_slot(t, (const uint8_t *)t->ids.p + 16 * (old[i] - 1))] = old[i];
+        free(old);
+    }
+    int slot = trace_set_slot(t, id);
+    if (t->slots[slot]) return 0;
+    if (buf_put(&t->ids, id, 16)) return -1;
+    t->slots[slot] = (uint32_t)++t->count;
+    return 0;
+}
 
 static int col_valid_bit(column_t *c, int64_t row, int valid) {
     size_t byte = (size_t)(row >> 3);
@@ -1245,6 +1291,9 @@ static int decode_span(decoder_t *d, bytes_t msg, const resource_t *res, const s
     TRY(put_optional(d, C_SCOPE_NAME, scope->name));
     TRY(put_optional(d, C_SCOPE_VERSION, scope->version));
     TRY(str_put(d, C_RESOURCE, res->json.p, res->json.len));
+    uint64_t key = load_be64(span.p);
+    MEM(buf_put(&d->keys, &key, 8));
+    MEM(trace_set_add(&d->traces, trace.p));
     d->rows++;
     return OK;
 }
@@ -1354,6 +1403,9 @@ static void decoder_free(decoder_t *d) {
     }
     free(d->kvs.items);
     buf_free(&d->scratch);
+    buf_free(&d->keys);
+    buf_free(&d->traces.ids);
+    free(d->traces.slots);
 }
 
 /* ---- Python interface ------------------------------------------------------------------ */
@@ -1448,11 +1500,34 @@ static PyObject *column_buffers(decoder_t *d, int c) {
     return Py_BuildValue("(NNN)", data, views, valid);
 }
 
+/* The distinct trace ids as lower-case hex strings, in first-seen order. */
+static PyObject *trace_ids(const trace_set_t *t) {
+    static const char hex[] = "0123456789abcdef";
+    PyObject *list = PyList_New((Py_ssize_t)t->count);
+    for (size_t i = 0; list && i < t->count; i++) {
+        const uint8_t *id = (const uint8_t *)t->ids.p + 16 * i;
+        char text[32];
+        for (int j = 0; j < 16; j++) {
+            text[2 * j] = hex[id[j] >> 4];
+            text[2 * j + 1] = hex[id[j] & 15];
+        }
+        PyObject *s = PyUnicode_FromStringAndSize(text, 32);
+        if (!s) {
+            Py_CLEAR(list);
+            break;
+        }
+        PyList_SET_ITEM(list, (Py_ssize_t)i, s);
+    }
+    return list;
+}
+
 PyDoc_STRVAR(decode_doc,
-"decode(body) -> (rows, [(data, views, validity), ...]) or None\n\n"
+"decode(body) -> (rows, [(data, views, validity), ...], keys, trace_ids) or None\n\n"
 "Decodes an ExportTraceServiceRequest into Arrow buffers, one tuple a column in\n"
 "COLUMNS order (views: Arrow string views over data, None for other types; validity is\n"
-"a bitmap, or None when nothing is null). None: the reference must decode it.");
+"a bitmap, or None when nothing is null). keys: each span id as a native-endian uint64\n"
+"(its big-endian value, int(span_id, 16)); trace_ids: the distinct trace ids, in order.\n"
+"None: the reference must decode it.");
 
 static PyObject *wire_decode(PyObject *self, PyObject *arg) {
     (void)self;
@@ -1489,7 +1564,15 @@ static PyObject *wire_decode(PyObject *self, PyObject *arg) {
             }
             PyList_SET_ITEM(columns, c, col);
         }
-        if (columns) result = Py_BuildValue("(LN)", (long long)d->rows, columns);
+        PyObject *keys = columns ? PyBytes_FromStringAndSize(d->keys.p, (Py_ssize_t)d->keys.len)
+                                 : NULL;
+        PyObject *traces = keys ? trace_ids(&d->traces) : NULL;
+        if (traces) {
+            result = Py_BuildValue("(LNNN)", (long long)d->rows, columns, keys, traces);
+        } else {
+            Py_XDECREF(columns);
+            Py_XDECREF(keys);
+        }
     }
     decoder_free(d);
     free(d);

@@ -226,7 +226,7 @@ class Collector:
                 log.warning("halo_nb collector: %s; decoding in-thread", exc)
         if result is None:
             result = _decode(body, content_type)
-        self._appender.append(result.frame)
+        self._appender.append(result)
         return result
 
     def _decoder_pool(self) -> _Decoders | None:
@@ -239,13 +239,13 @@ class Collector:
 
 
 class _GroupAppender:
-    """Appends the frames of concurrent requests to the store together (a group commit).
+    """Appends the spans of concurrent requests to the store together (a group commit).
 
-    A store append has a fixed cost of about half a millisecond whatever its size, so
-    while one request's spans are being appended, the frames other requests decoded
-    meanwhile queue up and the next appender takes them all. A request still returns only
-    after its own spans are stored, and every appender drains the queue once, so none
-    waits on another's stream of work.
+    While one request's spans are being appended, the batches other requests decoded
+    meanwhile queue up and the next appender takes them all, so the store's lock is taken
+    once for them and a duplicate check that needs Polars runs once. A request still
+    returns only after its own spans are stored, and every appender drains the queue once,
+    so none waits on another's stream of work.
     """
 
     def __init__(self, store: SpanStore) -> None:
@@ -254,8 +254,8 @@ class _GroupAppender:
         self._queue_lock = threading.Lock()
         self._append_lock = threading.Lock()
 
-    def append(self, frame: pl.DataFrame) -> None:
-        mine = _Queued(frame)
+    def append(self, result: DecodeResult) -> None:
+        mine = _Queued(result)
         with self._queue_lock:
             self._queue.append(mine)
         with self._append_lock:
@@ -263,8 +263,7 @@ class _GroupAppender:
                 with self._queue_lock:
                     batch, self._queue = self._queue, []
                 try:
-                    frames = [queued.frame for queued in batch]
-                    self._store.append(pl.concat(frames) if len(frames) > 1 else frames[0])
+                    self._store.append_batches([queued.result.span_batch() for queued in batch])
                 except Exception as exc:
                     for queued in batch:
                         queued.error = exc
@@ -277,7 +276,7 @@ class _GroupAppender:
 
 @dataclass
 class _Queued:
-    frame: pl.DataFrame
+    result: DecodeResult
     done: bool = False
     error: Exception | None = None
 

@@ -29,8 +29,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+from array import array
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -41,8 +41,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from . import _wire, semconv
 from .batch import STATUS_NAMES, SpanBatchBuilder
-from .schema import KINDS, SPAN_COLUMNS, SPAN_SCHEMA, STATUSES, empty_spans
+from .schema import KINDS, SPAN_COLUMNS, STATUSES, empty_spans
 from .semconv import INT64_MAX
+from .span_batch import SpanBatch, frame_of
 
 OTEL_KINDS = ("unspecified", "internal", "server", "client", "producer", "consumer")
 _KIND_NAMES = {f"SPAN_KIND_{k.upper()}": k for k in OTEL_KINDS}
@@ -54,15 +55,38 @@ class OTLPDecodeError(ValueError):
     """The body is not an OTLP trace request; nothing in it can be stored."""
 
 
-@dataclass
 class DecodeResult:
-    frame: pl.DataFrame
-    rejected: int = 0
-    errors: list[str] = field(default_factory=list)
+    """The spans of one request (``frame``), how many were rejected and why.
+
+    The native decoder's result is a ``SpanBatch`` holding an Arrow table, which becomes
+    a Polars frame only when ``frame`` is first read: the collector hands the batch to
+    the store as it is (see span_batch.py)."""
+
+    def __init__(self, frame: pl.DataFrame | None = None, rejected: int = 0,
+                 errors: list[str] | None = None, *, batch: SpanBatch | None = None) -> None:
+        if (frame is None) == (batch is None):
+            raise ValueError("a DecodeResult holds a frame or a SpanBatch")
+        self._frame = frame
+        self._batch = batch
+        self.rejected = rejected
+        self.errors = errors if errors is not None else []
+
+    @property
+    def frame(self) -> pl.DataFrame:
+        if self._frame is None:
+            assert self._batch is not None
+            self._frame = frame_of([self._batch])
+        return self._frame
+
+    def span_batch(self) -> SpanBatch:
+        """The spans as the store appends them."""
+        if self._batch is None:
+            self._batch = SpanBatch.of_frame(self.frame)
+        return self._batch
 
     @property
     def accepted(self) -> int:
-        return self.frame.height
+        return self._batch.rows if self._batch is not None else self.frame.height
 
     def error_message(self) -> str:
         """One line for an OTLP partial-success ``error_message``."""
@@ -88,23 +112,14 @@ def decode_native(body: bytes, origin: str | None = None) -> DecodeResult | None
     decoded = _wire.decode(body)
     if decoded is None:
         return None
-    rows, buffers = decoded
+    rows, buffers, keys, trace_ids = decoded
     if rows == 0:
         return DecodeResult(empty_spans())
     arrays = [_arrow_array(name, kind, rows, *column)
               for (name, kind), column in zip(_wire.COLUMNS, buffers, strict=True)]
     arrays.append(pa.array([origin] * rows, pa.string_view()))
-    frame = _polars_frame(pa.Table.from_arrays(arrays, schema=_NATIVE_SCHEMA))
-    return DecodeResult(frame.cast(SPAN_SCHEMA) if _NATIVE_NEEDS_CAST else frame)
-
-
-def _polars_frame(table: pa.Table) -> pl.DataFrame:
-    """Column by column, without copying: each column then holds only its own buffers (a
-    record batch imported whole would keep every column's memory alive for as long as any
-    one of them is referenced, e.g. the text columns a stored chunk shares)."""
-    frame = pl.from_arrow(table, rechunk=False)
-    assert isinstance(frame, pl.DataFrame)
-    return frame
+    table = pa.Table.from_arrays(arrays, schema=_NATIVE_SCHEMA)
+    return DecodeResult(batch=SpanBatch(table, array("Q", keys).tolist(), trace_ids))
 
 
 def _arrow_array(name: str, kind: str, rows: int, data: bytes, views: bytes | None,
@@ -180,8 +195,6 @@ assert list(STATUSES) == [STATUS_NAMES[code] for code in range(len(STATUSES))]
 _ENUM_VALUES = {"kind": pa.array(KINDS, pa.string_view()),
                 "status": pa.array(STATUSES, pa.string_view())}
 _NATIVE_SCHEMA = _native_schema()
-# True only with a Polars that reads the Enum metadata differently: then cast each frame.
-_NATIVE_NEEDS_CAST = _polars_frame(_NATIVE_SCHEMA.empty_table()).schema != SPAN_SCHEMA
 
 
 def decode_protobuf_reference(body: bytes, origin: str | None = None) -> DecodeResult:

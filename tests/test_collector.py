@@ -350,14 +350,14 @@ class _SlowStore(SpanStore):
         self.first_entered = threading.Event()
         self.release_first = threading.Event()
 
-    def append(self, frame):  # type: ignore[no-untyped-def]
+    def append_batches(self, batches):  # type: ignore[no-untyped-def]
         self.calls += 1
         if self.calls == 1:
             self.first_entered.set()
             self.release_first.wait(10)
         if self.fail:
             raise RuntimeError("disk full")
-        return super().append(frame)
+        return super().append_batches(batches)
 
 
 def _append_concurrently(store: _SlowStore, count: int) -> list[BaseException | None]:
@@ -365,12 +365,12 @@ def _append_concurrently(store: _SlowStore, count: int) -> list[BaseException | 
     from halo_nb.otlp import decode_protobuf
 
     appender = _GroupAppender(store)
-    frames = [decode_protobuf(protobuf_body([span(f"s{i}")])).frame for i in range(count)]
+    results = [decode_protobuf(protobuf_body([span(f"s{i}")])) for i in range(count)]
     outcomes: list[BaseException | None] = [None] * count
 
     def run(i: int) -> None:
         try:
-            appender.append(frames[i])
+            appender.append(results[i])
         except BaseException as exc:  # recorded for the assertions
             outcomes[i] = exc
 

@@ -192,6 +192,9 @@ def assert_same(got: Outcome | None, expected: Outcome | None, label: str) -> No
         assert isinstance(got, DecodeResult), f"{label}: reference decoded, native gave {got!r}"
         assert_frame_equal(got.frame, expected.frame, check_dtypes=True)
         assert (got.rejected, got.errors) == (expected.rejected, expected.errors), label
+        # The duplicate keys and trace ids the native decoder computes as it decodes.
+        ours, theirs = got.span_batch(), expected.span_batch()
+        assert (ours.keys, ours.trace_ids) == (theirs.keys, theirs.trace_ids), label
     else:
         assert got == expected, f"{label}: reference raised {expected!r}, got {got!r}"
 

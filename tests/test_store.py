@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import polars as pl
+import pyarrow.parquet as pq
 import pytest
 from otlp_factory import new_span_id, new_trace_id, protobuf_body, span
 
@@ -16,6 +17,7 @@ from halo_nb.schema import SPAN_SCHEMA
 from halo_nb.span_store import SpanStore, UnknownTraceError
 
 store_module = importlib.import_module("halo_nb.span_store")
+span_batch = importlib.import_module("halo_nb.span_batch")
 DAY_NS = 86_400 * 10**9
 
 
@@ -174,6 +176,61 @@ def test_many_appends_merge_into_few_parts(disk_store, tmp_path: Path) -> None:
     assert disk_store().spans().height == 1000
 
 
+def parquet_codecs(folder: Path) -> dict[str, set[str]]:
+    """Each part's file name and the compression codecs of its column chunks."""
+    codecs = {}
+    for part in folder.glob("part-*.parquet"):
+        meta = pq.ParquetFile(part).metadata
+        codecs[part.name] = {meta.row_group(g).column(c).compression
+                             for g in range(meta.num_row_groups) for c in range(meta.num_columns)}
+    return codecs
+
+
+def test_hot_parts_are_uncompressed_and_compacted_once_ingest_pauses(
+        disk_store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(store_module, "IDLE_COMPACT_S", 0.5)
+    folder = tmp_path / "data"
+    live = disk_store()
+    for _ in range(3):
+        live.append(frame_of([span() for _ in range(50)]))
+        live.flush()
+    hot = parquet_codecs(folder)
+    assert len(hot) >= 2 and all(n.endswith(store_module.HOT_SUFFIX) for n in hot), hot
+    assert all(c == {"UNCOMPRESSED"} for c in hot.values()), hot
+    expected = live.spans().sort("span_id")
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and len(parquet_codecs(folder)) != 1:
+        time.sleep(0.05)
+    cold = parquet_codecs(folder)
+    assert list(cold.values()) == [{"ZSTD"}], cold
+    assert not next(iter(cold)).endswith(store_module.HOT_SUFFIX)
+    assert pl.read_parquet(folder / next(iter(cold))).height == 150
+    live.close()
+    assert disk_store().spans().sort("span_id").equals(expected)
+
+
+def test_a_restart_before_compaction_loads_hot_parts_and_compacts_them(
+        disk_store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(store_module, "IDLE_COMPACT_S", 3600.0)
+    folder = tmp_path / "data"
+    first = disk_store()
+    first.append(frame_of(agent_trace()))
+    first.flush()
+    first.append(frame_of(agent_trace()))
+    expected = first.spans().sort("span_id")
+    first.close()
+    assert len(parquet_codecs(folder)) == 2
+    monkeypatch.setattr(store_module, "IDLE_COMPACT_S", 0.2)
+    second = disk_store()
+    assert second.spans().sort("span_id").equals(expected)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and list(parquet_codecs(folder).values()) != [{"ZSTD"}]:
+        time.sleep(0.05)
+    assert list(parquet_codecs(folder).values()) == [{"ZSTD"}]
+    second.close()
+    assert disk_store().spans().sort("span_id").equals(expected)
+
+
 def test_unreadable_parts_and_leftover_temp_files_do_not_block_loading(
         disk_store, tmp_path: Path) -> None:
     first = disk_store()
@@ -234,9 +291,10 @@ def test_a_frame_without_newer_columns_is_conformed(memory_store: SpanStore) -> 
     assert memory_store.spans().columns == list(SPAN_SCHEMA)
 
 
-def test_key_hash_collisions_never_drop_distinct_spans(
+def test_key_collisions_never_drop_distinct_spans(
         memory_store: SpanStore, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(store_module, "_key_hashes", lambda frame: [7] * frame.height)
+    monkeypatch.setattr(span_batch, "span_keys",
+                        lambda frame: pl.Series([7] * frame.height, dtype=pl.UInt64))
     spans = agent_trace()
     assert memory_store.append(frame_of(spans[:2])) == 2
     assert memory_store.append(frame_of(spans)) == 1
