@@ -46,7 +46,7 @@ def main() -> None:
         start = time.perf_counter()
         for body in request_bodies(args.spans):
             wire += len(body)
-            store.append(decode_protobuf(body).frame)
+            store.append_batches([decode_protobuf(body).span_batch()])
         store.flush()
         queryable = store.spans().height
         seconds = time.perf_counter() - start

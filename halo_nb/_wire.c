@@ -788,6 +788,7 @@ typedef struct {
     buf_t scratch;
     buf_t keys; /* each span id as a big-endian uint64: the store's duplicate key */
     trace_set_t traces;
+    buf_t row_traces; /* each span's trace: a uint32 position in traces */
 } decoder_t;
 
 static inline uint64_t load_be64(const uint8_t *p) {
@@ -804,7 +805,7 @@ static int trace_set_slot(const trace_set_t *t, const uint8_t *id) {
     return (int)i;
 }
 
-static int trace_set_add(trace_set_t *t, const uint8_t *id) {
+static int trace_set_add(trace_set_t *t, const uint8_t *id, uint32_t *position) {
     if (2 * (t->count + 1) > (t->slots ? t->mask + 1 : 0)) {
         size_t size = t->slots ? 2 * (t->mask + 1) : 64;
         uint32_t *old = t->slots;
@@ -820,9 +821,11 @@ static int trace_set_add(trace_set_t *t, const uint8_t *id) {
         free(old);
     }
     int slot = trace_set_slot(t, id);
-    if (t->slots[slot]) return 0;
-    if (buf_put(&t->ids, id, 16)) return -1;
-    t->slots[slot] = (uint32_t)++t->count;
+    if (!t->slots[slot]) {
+        if (buf_put(&t->ids, id, 16)) return -1;
+        t->slots[slot] = (uint32_t)++t->count;
+    }
+    *position = t->slots[slot] - 1;
     return 0;
 }
 
@@ -1293,7 +1296,9 @@ static int decode_span(decoder_t *d, bytes_t msg, const resource_t *res, const s
     TRY(str_put(d, C_RESOURCE, res->json.p, res->json.len));
     uint64_t key = load_be64(span.p);
     MEM(buf_put(&d->keys, &key, 8));
-    MEM(trace_set_add(&d->traces, trace.p));
+    uint32_t position;
+    MEM(trace_set_add(&d->traces, trace.p, &position));
+    MEM(buf_put(&d->row_traces, &position, 4));
     d->rows++;
     return OK;
 }
@@ -1405,6 +1410,7 @@ static void decoder_free(decoder_t *d) {
     buf_free(&d->scratch);
     buf_free(&d->keys);
     buf_free(&d->traces.ids);
+    buf_free(&d->row_traces);
     free(d->traces.slots);
 }
 
@@ -1522,11 +1528,13 @@ static PyObject *trace_ids(const trace_set_t *t) {
 }
 
 PyDoc_STRVAR(decode_doc,
-"decode(body) -> (rows, [(data, views, validity), ...], keys, trace_ids) or None\n\n"
+"decode(body) -> (rows, [(data, views, validity), ...], keys, trace_ids, row_traces)\n"
+"or None\n\n"
 "Decodes an ExportTraceServiceRequest into Arrow buffers, one tuple a column in\n"
 "COLUMNS order (views: Arrow string views over data, None for other types; validity is\n"
 "a bitmap, or None when nothing is null). keys: each span id as a native-endian uint64\n"
-"(its big-endian value, int(span_id, 16)); trace_ids: the distinct trace ids, in order.\n"
+"(its big-endian value, int(span_id, 16)); trace_ids: the distinct trace ids, in order;\n"
+"row_traces: each span's position in trace_ids, a native-endian uint32.\n"
 "None: the reference must decode it.");
 
 static PyObject *wire_decode(PyObject *self, PyObject *arg) {
@@ -1567,11 +1575,16 @@ static PyObject *wire_decode(PyObject *self, PyObject *arg) {
         PyObject *keys = columns ? PyBytes_FromStringAndSize(d->keys.p, (Py_ssize_t)d->keys.len)
                                  : NULL;
         PyObject *traces = keys ? trace_ids(&d->traces) : NULL;
-        if (traces) {
-            result = Py_BuildValue("(LNNN)", (long long)d->rows, columns, keys, traces);
+        PyObject *row_traces = traces ? PyBytes_FromStringAndSize(
+                                            d->row_traces.p, (Py_ssize_t)d->row_traces.len)
+                                      : NULL;
+        if (row_traces) {
+            result = Py_BuildValue("(LNNNN)", (long long)d->rows, columns, keys, traces,
+                                   row_traces);
         } else {
             Py_XDECREF(columns);
             Py_XDECREF(keys);
+            Py_XDECREF(traces);
         }
     }
     decoder_free(d);

@@ -112,14 +112,15 @@ def decode_native(body: bytes, origin: str | None = None) -> DecodeResult | None
     decoded = _wire.decode(body)
     if decoded is None:
         return None
-    rows, buffers, keys, trace_ids = decoded
+    rows, buffers, keys, trace_ids, row_traces = decoded
     if rows == 0:
         return DecodeResult(empty_spans())
     arrays = [_arrow_array(name, kind, rows, *column)
               for (name, kind), column in zip(_wire.COLUMNS, buffers, strict=True)]
     arrays.append(pa.array([origin] * rows, pa.string_view()))
     table = pa.Table.from_arrays(arrays, schema=_NATIVE_SCHEMA)
-    return DecodeResult(batch=SpanBatch(table, array("Q", keys).tolist(), trace_ids))
+    return DecodeResult(batch=SpanBatch(table, array("Q", keys).tolist(), trace_ids,
+                                        array("I", row_traces).tolist()))
 
 
 def _arrow_array(name: str, kind: str, rows: int, data: bytes, views: bytes | None,

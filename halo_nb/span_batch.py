@@ -11,6 +11,7 @@ last flush (``frame_of``), in one call.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import polars as pl
@@ -23,16 +24,19 @@ from .schema import SPAN_SCHEMA
 class SpanBatch:
     """``spans``: a frame with the SPAN_SCHEMA columns, or an Arrow table that imports as
     one. ``keys``: each span's duplicate key (``span_keys``), in row order. ``trace_ids``:
-    the distinct trace ids, in first-seen order."""
+    the distinct trace ids, in first-seen order; ``row_traces``: each span's position in
+    ``trace_ids``."""
 
     spans: pl.DataFrame | pa.Table
     keys: list[int]
     trace_ids: list[str]
+    row_traces: list[int]
 
     @classmethod
     def of_frame(cls, frame: pl.DataFrame) -> SpanBatch:
-        return cls(frame, span_keys(frame).to_list(),
-                   frame["trace_id"].unique(maintain_order=True).to_list())
+        positions: dict[str, int] = {}
+        row_traces = [positions.setdefault(t, len(positions)) for t in frame["trace_id"]]
+        return cls(frame, span_keys(frame).to_list(), list(positions), row_traces)
 
     @property
     def rows(self) -> int:
@@ -52,18 +56,22 @@ def span_keys(frame: pl.DataFrame) -> pl.Series:
 
 
 def frame_of(batches: list[SpanBatch]) -> pl.DataFrame:
-    """The spans of several batches as one frame, without copying. The Arrow tables are
-    imported in one call (a chunk per table), column by column: each column holds only
-    its own buffers (a record batch imported whole would keep every column's memory
-    alive for as long as any one of them is referenced, e.g. the text columns a stored
-    chunk shares)."""
-    tables = [b.spans for b in batches if isinstance(b.spans, pa.Table)]
-    frames = [b.spans for b in batches if isinstance(b.spans, pl.DataFrame)]
-    if tables:
-        imported = pl.from_arrow(pa.concat_tables(tables) if len(tables) > 1 else tables[0],
-                                 rechunk=False)
-        assert isinstance(imported, pl.DataFrame)
-        frames.append(imported if imported.schema == SPAN_SCHEMA else imported.cast(SPAN_SCHEMA))
-    if not frames:
+    """The spans of several batches as one frame, in batch order, without copying.
+    Consecutive Arrow tables are imported in one call (a chunk per table), column by
+    column: each column holds only its own buffers (a record batch imported whole would
+    keep every column's memory alive for as long as any one of them is referenced, e.g.
+    the text columns a stored chunk shares)."""
+    if not batches:
         raise ValueError("no batches")
+    frames = []
+    for is_table, run in itertools.groupby(batches, lambda b: isinstance(b.spans, pa.Table)):
+        spans = [b.spans for b in run]
+        frames.extend([_imported(spans)] if is_table else spans)
     return frames[0] if len(frames) == 1 else pl.concat(frames, how="vertical", rechunk=False)
+
+
+def _imported(tables: list[pa.Table]) -> pl.DataFrame:
+    frame = pl.from_arrow(pa.concat_tables(tables) if len(tables) > 1 else tables[0],
+                          rechunk=False)
+    assert isinstance(frame, pl.DataFrame)
+    return frame if frame.schema == SPAN_SCHEMA else frame.cast(SPAN_SCHEMA)

@@ -145,10 +145,14 @@ class SpanStore:
             batches = [SpanBatch.of_frame(frame_of(batches).filter(_ID_PAIR.is_first_distinct()))]
             keys = batches[0].keys
         with self._lock:
-            # Only a span of a trace already stored can be a duplicate: then look up keys.
-            if any(t in self._trace_ids for b in batches for t in b.trace_ids):
-                maybe_stored = self._keys.contains(keys)
-                if any(maybe_stored):
+            # Only a span of a trace already stored can be a duplicate: look up those keys.
+            candidates = self._rows_of_stored_traces(batches)
+            if candidates:
+                hits = self._keys.contains([keys[row] for row in candidates])
+                if any(hits):
+                    maybe_stored = [False] * len(keys)
+                    for row, hit in zip(candidates, hits, strict=True):
+                        maybe_stored[row] = hit
                     frame = frame_of(batches)
                     keep = pl.Series(self._not_stored(frame, maybe_stored), dtype=pl.Boolean)
                     batches = [SpanBatch.of_frame(frame.filter(keep))]
@@ -172,6 +176,19 @@ class SpanStore:
             except Exception:
                 log.exception("SpanStore subscriber failed")
         return added
+
+    def _rows_of_stored_traces(self, batches: list[SpanBatch]) -> list[int]:
+        """Positions, in the batches' rows taken in order, of the spans whose trace is
+        already stored (call with the lock held)."""
+        rows: list[int] = []
+        offset = 0
+        for batch in batches:
+            stored = {i for i, t in enumerate(batch.trace_ids) if t in self._trace_ids}
+            if stored:
+                rows.extend(offset + row for row, trace in enumerate(batch.row_traces)
+                            if trace in stored)
+            offset += batch.rows
+        return rows
 
     def _not_stored(self, frame: pl.DataFrame, maybe_stored: list[bool]) -> list[bool]:
         """Which rows are really new, given which ones' keys were seen (call with the

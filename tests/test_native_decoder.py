@@ -194,7 +194,8 @@ def assert_same(got: Outcome | None, expected: Outcome | None, label: str) -> No
         assert (got.rejected, got.errors) == (expected.rejected, expected.errors), label
         # The duplicate keys and trace ids the native decoder computes as it decodes.
         ours, theirs = got.span_batch(), expected.span_batch()
-        assert (ours.keys, ours.trace_ids) == (theirs.keys, theirs.trace_ids), label
+        assert ((ours.keys, ours.trace_ids, ours.row_traces)
+                == (theirs.keys, theirs.trace_ids, theirs.row_traces)), label
     else:
         assert got == expected, f"{label}: reference raised {expected!r}, got {got!r}"
 

@@ -14,6 +14,7 @@ from otlp_factory import new_span_id, new_trace_id, protobuf_body, span
 
 from halo_nb.otlp import decode_protobuf
 from halo_nb.schema import SPAN_SCHEMA
+from halo_nb.span_batch import SpanBatch
 from halo_nb.span_store import SpanStore, UnknownTraceError
 
 store_module = importlib.import_module("halo_nb.span_store")
@@ -289,6 +290,38 @@ def test_a_frame_without_newer_columns_is_conformed(memory_store: SpanStore) -> 
     frame = frame_of([span("a", span_id=new_span_id())]).drop("finish_reason", "origin")
     assert memory_store.append(frame) == 1
     assert memory_store.spans().columns == list(SPAN_SCHEMA)
+
+
+def native_batch(spans: list[dict]):  # type: ignore[no-untyped-def]
+    result = decode_protobuf(protobuf_body(spans))
+    batch = result.span_batch()
+    assert not isinstance(batch.spans, pl.DataFrame), "expected the native decoder's table"
+    return batch
+
+
+def test_a_trace_spread_over_requests_keeps_its_new_spans_and_drops_retries(
+        memory_store: SpanStore) -> None:
+    first, second = agent_trace(), agent_trace()
+    late = span("late", trace_id=first[0]["trace_id"], parent=first[0]["span_id"])
+    assert memory_store.append_batches([native_batch(first[:2])]) == 2
+    # One request: a retry of a stored span, the rest of its trace, and another trace.
+    assert memory_store.append_batches([native_batch([first[1], first[2], late, *second])]) == 5
+    assert memory_store.append_batches([native_batch(first + [late])]) == 0
+    assert sorted(memory_store.spans(first[0]["trace_id"])["name"]) == [
+        "agent", "late", "llm", "tool"]
+    assert len(memory_store) == 7
+
+
+def test_batches_of_tables_and_frames_keep_their_order_and_keys(
+        memory_store: SpanStore) -> None:
+    a, b, c = agent_trace(), agent_trace(), agent_trace()
+    batches = [native_batch(a), SpanBatch.of_frame(frame_of(b)), native_batch(c)]
+    assert memory_store.append_batches(batches) == 9
+    assert memory_store.spans()["span_id"].to_list() == [x["span_id"] for x in a + b + c]
+    retry = [native_batch(a[:1]), SpanBatch.of_frame(frame_of(b[1:2] + [span("new")])),
+             native_batch(c[2:])]
+    assert memory_store.append_batches(retry) == 1
+    assert memory_store.spans()["name"].to_list()[-1] == "new"
 
 
 def test_key_collisions_never_drop_distinct_spans(
