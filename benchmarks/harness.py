@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from workload import SPANS_PER_TRACE
+
 from halo_nb.collector import Collector
 from halo_nb.span_store import SpanStore
 
@@ -35,7 +37,8 @@ class IngestRun:
 
 
 def run_ingest(spans: int, connections: int, persist: bool,
-               while_waiting: Callable[[], None] | None = None) -> IngestRun:
+               while_waiting: Callable[[], None] | None = None,
+               spans_per_trace: int = SPANS_PER_TRACE) -> IngestRun:
     """Start a collector, let the sender post ``spans`` spans, and time from the go signal
     until every span is queryable through ``store.spans()`` (and then until it is on
     disk, which the store does in the background)."""
@@ -43,7 +46,8 @@ def run_ingest(spans: int, connections: int, persist: bool,
         store = SpanStore(Path(folder) / "data" if persist else None)
         collector = Collector(store, port=0, max_body_bytes=64 << 20).start()
         sender = subprocess.Popen(
-            [sys.executable, str(SENDER), collector.traces_url, str(spans), str(connections)],
+            [sys.executable, str(SENDER), collector.traces_url, str(spans), str(connections),
+             str(spans_per_trace)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         assert sender.stdin is not None and sender.stdout is not None
         ready = sender.stdout.readline().split()

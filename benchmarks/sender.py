@@ -1,6 +1,6 @@
 """Load generator for the benchmarks, run as a separate process.
 
-    python benchmarks/sender.py URL SPANS CONNECTIONS
+    python benchmarks/sender.py URL SPANS CONNECTIONS [SPANS_PER_TRACE]
 
 Builds every request body first (so generating spans does not limit the rate), prints
 ``ready``, waits for a line on stdin, then POSTs the bodies over CONNECTIONS keep-alive
@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from workload import request_bodies  # noqa: E402
+from workload import SPANS_PER_TRACE, request_bodies  # noqa: E402
 
 
 def send(url: str, bodies: list[bytes], errors: list[str]) -> None:
@@ -36,7 +36,8 @@ def send(url: str, bodies: list[bytes], errors: list[str]) -> None:
 
 def main() -> None:
     url, spans, connections = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-    bodies = list(request_bodies(spans))
+    per_trace = int(sys.argv[4]) if len(sys.argv) > 4 else SPANS_PER_TRACE
+    bodies = list(request_bodies(spans, spans_per_trace=per_trace))
     print("ready", sum(map(len, bodies)), flush=True)
     sys.stdin.readline()
     errors: list[str] = []

@@ -84,15 +84,17 @@ def _fill(span: Span, rng: random.Random, index: int) -> None:
         span.status.message = "tool timed out after 30s"
 
 
-def request_bodies(total_spans: int, seed: int = 7,
-                   batch_size: int = BATCH_SIZE) -> Iterator[bytes]:
-    """Serialized ExportTraceServiceRequests of ``batch_size`` spans, unique ids throughout."""
+def request_bodies(total_spans: int, seed: int = 7, batch_size: int = BATCH_SIZE,
+                   spans_per_trace: int = SPANS_PER_TRACE) -> Iterator[bytes]:
+    """Serialized ExportTraceServiceRequests of ``batch_size`` spans, unique ids throughout.
+    With ``spans_per_trace`` above ``batch_size`` a trace spans several requests, as a
+    long agent run's does when its exporter sends spans as they end."""
     rng = random.Random(seed)
     now = time.time_ns()
     produced = 0
     trace_id = b""
     root_id = b""
-    position = SPANS_PER_TRACE
+    position = spans_per_trace
     while produced < total_spans:
         request = ExportTraceServiceRequest()
         resource_spans = request.resource_spans.add()
@@ -102,7 +104,7 @@ def request_bodies(total_spans: int, seed: int = 7,
         scope_spans.scope.name = "openinference.instrumentation.benchmark"
         scope_spans.scope.version = "1.0.0"
         for _ in range(min(batch_size, total_spans - produced)):
-            if position == SPANS_PER_TRACE:
+            if position == spans_per_trace:
                 trace_id = rng.getrandbits(128).to_bytes(16, "big")
                 root_id = rng.getrandbits(64).to_bytes(8, "big")
                 position = 0

@@ -28,7 +28,7 @@ on ingest, and the disk is compacted in the pause that follows.
 Compact form: low-cardinality text columns (span name, service, model, tool name, OTel
 kind, scope, the resource JSON repeated on every span of a process...) are held as
 Categorical, 4 bytes a row instead of a 16-byte string view plus the text, and cast back
-to String by ``spans()``. The duplicate check keeps 8-byte span keys in sorted Polars
+to String by ``spans()``. The duplicate check keeps 8-byte span keys in sorted NumPy
 arrays rather than a Python set (about 70 bytes a span), and looks keys up only when a
 batch holds a trace already stored, since only then can a span be a duplicate.
 
@@ -49,6 +49,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 from .schema import SPAN_SCHEMA, empty_spans
@@ -99,7 +100,7 @@ class SpanStore:
         self._flush_lock = threading.Lock()
         self._sealed: list[_Sealed] = []
         self._pending: list[SpanBatch] = []
-        # 64-bit hashes of (trace_id, span_id) already stored: a compact first check for
+        # The span keys (span_batch.span_keys) already stored: a compact first check for
         # duplicates (exporter retries); a hit is confirmed against the stored ids.
         self._keys = _KeyIndex()
         self._trace_ids: dict[str, None] = {}
@@ -526,43 +527,46 @@ def _expand(frame: pl.DataFrame) -> pl.DataFrame:
 
 class _KeyIndex:
     """A set of 64-bit span keys in little memory: the newest keys in a Python set, older
-    ones in sorted UInt64 arrays (8 bytes a key) that merge while the newer is at least
-    half the older, so a lookup is one set probe and a binary search in O(log n) arrays.
-    Call with the store's lock held."""
+    ones in sorted uint64 NumPy arrays (8 bytes a key) that merge while the newer is at
+    least half the older, so a lookup is one set probe and a binary search in O(log n)
+    arrays. NumPy's searchsorted, not Polars': a few hundred keys into a million take a
+    fifth of the time (70 against 330 us). Call with the store's lock held."""
 
     RECENT_LIMIT = 65_536
 
     def __init__(self) -> None:
         self._recent: set[int] = set()
-        self._runs: list[pl.Series] = []
+        self._runs: list[np.ndarray] = []
 
     def contains(self, keys: list[int]) -> list[bool]:
         recent = self._recent
         found = [key in recent for key in keys]
         if self._runs:
-            probe = pl.Series(keys, dtype=pl.UInt64)
+            probe = np.fromiter(keys, dtype=np.uint64, count=len(keys))
+            stored = np.zeros(len(keys), dtype=bool)
             for run in self._runs:
-                present = (run.search_sorted(probe, side="right")
-                           - run.search_sorted(probe, side="left"))
-                found = [f or p > 0 for f, p in zip(found, present.to_list(), strict=True)]
+                at = np.minimum(np.searchsorted(run, probe), len(run) - 1)
+                stored |= run[at] == probe
+            found = [f or s for f, s in zip(found, stored.tolist(), strict=True)]
         return found
 
     def add(self, keys: list[int]) -> None:
         self._recent.update(keys)
         if len(self._recent) < self.RECENT_LIMIT:
             return
-        self._runs.append(pl.Series(list(self._recent), dtype=pl.UInt64).sort())
+        self._runs.append(np.sort(np.fromiter(self._recent, dtype=np.uint64,
+                                              count=len(self._recent))))
         self._recent = set()
         while len(self._runs) > 1 and len(self._runs[-1]) * 2 >= len(self._runs[-2]):
             newer = self._runs.pop()
-            self._runs[-1] = pl.concat([self._runs[-1], newer]).sort()
+            self._runs[-1] = np.sort(np.concatenate([self._runs[-1], newer]))
 
     def remove(self, keys: pl.Series) -> None:
         self._recent.difference_update(keys.to_list())
         if not self._runs:
             return
-        every = pl.concat(self._runs)
-        kept = every.filter(~every.is_in(keys.implode())).sort()
+        every = np.concatenate(self._runs)
+        kept = np.sort(every[~np.isin(every, keys.to_numpy())])
         self._runs = [kept] if len(kept) else []
 
 

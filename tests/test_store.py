@@ -348,3 +348,21 @@ def test_trace_table_updates_incrementally_like_a_full_summary(memory_store: Spa
     assert table.equals(summarise_traces(memory_store.spans()))
     row = table.filter(pl.col("trace_id") == traces[3][0]["trace_id"]).row(0, named=True)
     assert (row["name"], row["ended"], row["span_count"]) == ("agent", True, 3)
+
+
+def test_key_index_finds_keys_in_the_recent_set_and_in_merged_runs(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import random
+
+    monkeypatch.setattr(store_module._KeyIndex, "RECENT_LIMIT", 100)
+    rng = random.Random(3)
+    index = store_module._KeyIndex()
+    stored = [rng.getrandbits(64) for _ in range(1_000)] + [0, 2**64 - 1]
+    for start in range(0, len(stored), 37):
+        index.add(stored[start:start + 37])
+    assert len(index._runs) > 1 and index._recent  # both kinds of storage are in play
+    absent = [rng.getrandbits(64) for _ in range(500)] + [1, 2**64 - 2]
+    assert index.contains(stored) == [True] * len(stored)
+    assert index.contains(absent) == [False] * len(absent)
+    index.remove(pl.Series(stored[:500], dtype=pl.UInt64))
+    assert index.contains(stored) == [False] * 500 + [True] * (len(stored) - 500)
