@@ -55,6 +55,7 @@ from google.rpc.status_pb2 import Status
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from .otlp import DecodeResult, OTLPDecodeError, decode_json, decode_protobuf
+from .span_batch import SpanBatch
 from .span_store import SpanStore
 
 log = logging.getLogger(__name__)
@@ -226,7 +227,7 @@ class Collector:
                 log.warning("halo_nb collector: %s; decoding in-thread", exc)
         if result is None:
             result = _decode(body, content_type)
-        self._appender.append(result)
+        self._appender.append(result.span_batch())
         return result
 
     def _decoder_pool(self) -> _Decoders | None:
@@ -254,21 +255,21 @@ class _GroupAppender:
         self._queue_lock = threading.Lock()
         self._append_lock = threading.Lock()
 
-    def append(self, result: DecodeResult) -> None:
-        mine = _Queued(result)
+    def append(self, batch: SpanBatch) -> None:
+        mine = _Queued(batch)
         with self._queue_lock:
             self._queue.append(mine)
         with self._append_lock:
             if not mine.done:
                 with self._queue_lock:
-                    batch, self._queue = self._queue, []
+                    group, self._queue = self._queue, []
                 try:
-                    self._store.append_batches([queued.result.span_batch() for queued in batch])
+                    self._store.append_batches([queued.batch for queued in group])
                 except Exception as exc:
-                    for queued in batch:
+                    for queued in group:
                         queued.error = exc
                 finally:
-                    for queued in batch:
+                    for queued in group:
                         queued.done = True
         if mine.error is not None:
             raise mine.error
@@ -276,7 +277,7 @@ class _GroupAppender:
 
 @dataclass
 class _Queued:
-    result: DecodeResult
+    batch: SpanBatch
     done: bool = False
     error: Exception | None = None
 

@@ -365,12 +365,12 @@ def _append_concurrently(store: _SlowStore, count: int) -> list[BaseException | 
     from halo_nb.otlp import decode_protobuf
 
     appender = _GroupAppender(store)
-    results = [decode_protobuf(protobuf_body([span(f"s{i}")])) for i in range(count)]
+    batches = [decode_protobuf(protobuf_body([span(f"s{i}")])).span_batch() for i in range(count)]
     outcomes: list[BaseException | None] = [None] * count
 
     def run(i: int) -> None:
         try:
-            appender.append(results[i])
+            appender.append(batches[i])
         except BaseException as exc:  # recorded for the assertions
             outcomes[i] = exc
 
