@@ -59,6 +59,8 @@ from .traces_summary import summarise_traces, update_summary
 log = logging.getLogger(__name__)
 
 FLUSH_INTERVAL_S = 0.25
+# Longest wait between background flush attempts after failures.
+RETRY_MAX_S = 30.0
 RETENTION_INTERVAL_S = 60.0
 # Sealed chunks merge pairwise while the newer is at least half the older, up to this size.
 MERGE_LIMIT_ROWS = 200_000
@@ -304,8 +306,13 @@ class SpanStore:
         self.close()
 
     def _flush_loop(self) -> None:
+        """Flush every FLUSH_INTERVAL_S; after a failure (a full or read-only disk) wait
+        twice as long each time, up to RETRY_MAX_S, so a lasting fault neither floods the
+        log nor re-seals the growing pending spans four times a second. Nothing is lost
+        meanwhile: pending spans stay in memory, queryable, until a write succeeds."""
+        failures = 0
         while not self._closed:
-            self._wake.wait(FLUSH_INTERVAL_S)
+            self._wake.wait(min(FLUSH_INTERVAL_S * 2**failures, RETRY_MAX_S))
             if self._closed:
                 return
             try:
@@ -316,7 +323,15 @@ class SpanStore:
                         and time.monotonic() - self._last_retention > RETENTION_INTERVAL_S):
                     self.apply_retention()
             except Exception:
-                log.exception("SpanStore background flush failed; will retry")
+                failures += 1
+                log.exception("SpanStore background flush failed (%d in a row); retrying in "
+                              "%.1f s", failures,
+                              min(FLUSH_INTERVAL_S * 2**failures, RETRY_MAX_S))
+            else:
+                if failures:
+                    log.warning("SpanStore background flush works again after %d failures",
+                                failures)
+                failures = 0
 
     def _seal_pending(self) -> None:
         with self._lock:

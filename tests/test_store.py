@@ -366,3 +366,25 @@ def test_key_index_finds_keys_in_the_recent_set_and_in_merged_runs(
     assert index.contains(absent) == [False] * len(absent)
     index.remove(pl.Series(stored[:500], dtype=pl.UInt64))
     assert index.contains(stored) == [False] * 500 + [True] * (len(stored) - 500)
+
+
+def test_failed_background_writes_back_off_and_lose_nothing(
+        disk_store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    live = disk_store()
+    attempts = []
+    write = SpanStore._write_part
+
+    def failing(self, frame, hot=False):  # type: ignore[no-untyped-def]
+        attempts.append(time.monotonic())
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(SpanStore, "_write_part", failing)
+    spans = agent_trace()
+    live.append(frame_of(spans))
+    time.sleep(2.0)
+    # Without backing off the flush thread would have tried 8 times (every 0.25 s).
+    assert 1 <= len(attempts) <= 4, attempts
+    assert len(live) == 3 and live.spans().height == 3  # still queryable from memory
+    monkeypatch.setattr(SpanStore, "_write_part", write)
+    live.flush()
+    assert sum(pl.read_parquet(p).height for p in (tmp_path / "data").glob("part-*.parquet")) == 3
