@@ -163,6 +163,23 @@ static int next_field(reader_t *r, field_t *f) {
         if ((f).wire != (w)) return NATIVE_NO;   \
     } while (0)
 
+/* Moves `r` on to the next occurrence of the length-delimited field `number`, skipping
+   other fields: 1 with its bytes in *out, 0 (OK) at the end of the message, or a failure
+   code. The loops over a repeated field end on a value below 1 and return or TRY it. */
+static int next_bytes_of(reader_t *r, uint32_t number, bytes_t *out) {
+    field_t f;
+    out->p = NULL;
+    out->len = 0;
+    while (r->p < r->end) {
+        TRY(next_field(r, &f));
+        if (f.number != number) continue;
+        EXPECT(f, 2);
+        *out = f.bytes;
+        return 1;
+    }
+    return 0;
+}
+
 #define ONES UINT64_C(0x0101010101010101)
 #define HIGHS UINT64_C(0x8080808080808080)
 
@@ -349,12 +366,10 @@ static int same_key(bytes_t a, bytes_t b) {
    a request that are parsed (and so UTF-8-checked) by the reference but never written. */
 static int validate_kvs(bytes_t msg, uint32_t number, int depth) {
     reader_t r = {msg.p, msg.p + msg.len};
-    field_t f;
-    while (r.p < r.end) {
-        TRY(next_field(&r, &f));
-        if (f.number != number) continue;
-        EXPECT(f, 2);
-        reader_t kr = {f.bytes.p, f.bytes.p + f.bytes.len};
+    bytes_t entry;
+    int found;
+    while ((found = next_bytes_of(&r, number, &entry)) == 1) {
+        reader_t kr = {entry.p, entry.p + entry.len};
         field_t kf;
         while (kr.p < kr.end) {
             TRY(next_field(&kr, &kf));
@@ -367,7 +382,7 @@ static int validate_kvs(bytes_t msg, uint32_t number, int depth) {
             }
         }
     }
-    return OK;
+    return found;
 }
 
 static int validate_value(bytes_t msg, int depth) {
@@ -382,13 +397,11 @@ static int validate_value(bytes_t msg, int depth) {
         } else if (f.number == 5) {
             EXPECT(f, 2);
             reader_t ar = {f.bytes.p, f.bytes.p + f.bytes.len};
-            field_t af;
-            while (ar.p < ar.end) {
-                TRY(next_field(&ar, &af));
-                if (af.number != 1) continue;
-                EXPECT(af, 2);
-                TRY(validate_value(af.bytes, depth + 1));
-            }
+            bytes_t item;
+            int found;
+            while ((found = next_bytes_of(&ar, 1, &item)) == 1)
+                TRY(validate_value(item, depth + 1));
+            TRY(found);
         } else if (f.number == 6) {
             EXPECT(f, 2);
             TRY(validate_kvs(f.bytes, 1, depth + 1));
@@ -402,13 +415,11 @@ static int validate_value(bytes_t msg, int depth) {
 static int push_kvs(kvstack_t *s, bytes_t msg, uint32_t number) {
     size_t base = s->len;
     reader_t r = {msg.p, msg.p + msg.len};
-    field_t f;
-    while (r.p < r.end) {
-        TRY(next_field(&r, &f));
-        if (f.number != number) continue;
-        EXPECT(f, 2);
+    bytes_t entry;
+    int found;
+    while ((found = next_bytes_of(&r, number, &entry)) == 1) {
         kv_t kv;
-        TRY(parse_keyvalue(f.bytes, &kv));
+        TRY(parse_keyvalue(entry, &kv));
         kv.parsed.type = V_NONE;
         if (kv.has_value) TRY(parse_value(kv.value, &kv.parsed));
         for (size_t i = base; i < s->len; i++) {
@@ -423,7 +434,7 @@ static int push_kvs(kvstack_t *s, bytes_t msg, uint32_t number) {
         }
         if (!kv.dead) TRY(kv_push(s, kv));
     }
-    return OK;
+    return found;
 }
 
 /* dict.get(key): the value, or V_NONE. */
@@ -638,19 +649,17 @@ static int json_value(buf_t *out, kvstack_t *s, const value_t *v, int mode, int 
         return OK;
     case V_ARRAY: {
         reader_t r = {v->bytes.p, v->bytes.p + v->bytes.len};
-        field_t f;
-        int first = 1;
+        bytes_t element;
+        int first = 1, found;
         MEM(buf_char(out, '['));
-        while (r.p < r.end) {
-            TRY(next_field(&r, &f));
-            if (f.number != 1) continue;
-            EXPECT(f, 2);
+        while ((found = next_bytes_of(&r, 1, &element)) == 1) {
             value_t item;
-            TRY(parse_value(f.bytes, &item));
+            TRY(parse_value(element, &item));
             if (!first) MEM(buf_char(out, ','));
             first = 0;
             TRY(json_value(out, s, &item, mode, depth + 1));
         }
+        TRY(found);
         MEM(buf_char(out, ']'));
         return OK;
     }
@@ -1269,15 +1278,11 @@ static int decode_span(decoder_t *d, bytes_t msg, const resource_t *res, const s
     TRY(first_of(d, n, T_FINISH_REASON, &v));
     if (v.type == V_ARRAY) {
         reader_t ar = {v.bytes.p, v.bytes.p + v.bytes.len};
-        field_t af;
+        bytes_t first;
         value_t item = {V_NONE};
-        while (ar.p < ar.end) {
-            TRY(next_field(&ar, &af));
-            if (af.number != 1) continue;
-            EXPECT(af, 2);
-            TRY(parse_value(af.bytes, &item));
-            break;
-        }
+        int found = next_bytes_of(&ar, 1, &first);
+        if (found < 0) return found;
+        if (found) TRY(parse_value(first, &item));
         v = item;
     }
     if (v.type == V_NONE) TRY(str_null(d, C_FINISH_REASON));
