@@ -25,6 +25,7 @@ from otlp_factory import json_request, protobuf_body, span
 
 import halo_nb
 from halo_nb.collector import Collector, CollectorError
+from halo_nb.span_batch import SpanBatch
 from halo_nb.span_store import SpanStore
 
 PROTOBUF = "application/x-protobuf"
@@ -350,7 +351,7 @@ class _SlowStore(SpanStore):
         self.first_entered = threading.Event()
         self.release_first = threading.Event()
 
-    def append_batches(self, batches):  # type: ignore[no-untyped-def]
+    def append_batches(self, batches: list[SpanBatch]) -> int:
         self.calls += 1
         if self.calls == 1:
             self.first_entered.set()

@@ -292,7 +292,7 @@ def test_a_frame_without_newer_columns_is_conformed(memory_store: SpanStore) -> 
     assert memory_store.spans().columns == list(SPAN_SCHEMA)
 
 
-def native_batch(spans: list[dict]):  # type: ignore[no-untyped-def]
+def native_batch(spans: list[dict]) -> SpanBatch:
     result = decode_protobuf(protobuf_body(spans))
     batch = result.span_batch()
     assert not isinstance(batch.spans, pl.DataFrame), "expected the native decoder's table"
@@ -374,7 +374,7 @@ def test_failed_background_writes_back_off_and_lose_nothing(
     attempts = []
     write = SpanStore._write_part
 
-    def failing(self, frame, hot=False):  # type: ignore[no-untyped-def]
+    def failing(self: SpanStore, frame: pl.DataFrame, hot: bool = False) -> Path:
         attempts.append(time.monotonic())
         raise OSError(28, "No space left on device")
 
