@@ -36,6 +36,13 @@ HYPOTHESES_SCHEMA: dict[str, pl.DataType] = {
 }
 ASSIGNMENTS_SCHEMA: dict[str, pl.DataType] = {
     "trace_id": pl.String(), "cluster_id": pl.String(), "failed": pl.Boolean(),
+    "outcome": pl.String(), "outcome_source": pl.String(),
+}
+# One row per blamed span of a failed trace, best first (rank 1 = the decisive step).
+BLAME_SCHEMA: dict[str, pl.DataType] = {
+    "trace_id": pl.String(), "rank": pl.Int32(), "span_id": pl.String(),
+    "span_name": pl.String(), "agent": pl.String(), "layer": pl.Int32(),
+    "score": pl.Float64(), "signals": _STRS, "reasons": _STRS, "descent": _STRS,
 }
 
 
@@ -48,8 +55,10 @@ def frame(rows: list[dict[str, Any]], schema: dict[str, pl.DataType]) -> pl.Data
 class AnalysisResult:
     """Findings, failure clusters and hypotheses of one analysis.
 
-    ``assignments`` gives every analysed trace its primary cluster (null if none) and
-    whether its outcome counts as failed (the base rate behind ``lift``).
+    ``assignments`` gives every analysed trace its primary cluster (null if none),
+    whether it counts as failed (the base rate behind ``lift``) and its outcome
+    (failed / succeeded / unknown) with where that came from. ``blame`` ranks, for each
+    failed trace, the spans most likely to be the decisive mistake (see blame.py).
     """
 
     findings: pl.DataFrame
@@ -63,6 +72,7 @@ class AnalysisResult:
     settings: Settings
     detector_errors: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    blame: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=BLAME_SCHEMA))
 
     def cluster(self, cluster_id: str) -> dict[str, Any]:
         """One cluster with its hypothesis, as a dict."""
@@ -82,7 +92,7 @@ class AnalysisResult:
             "model_status": self.model_status, "settings": as_dict(self.settings),
             "findings": rows(self.findings), "clusters": rows(self.clusters),
             "hypotheses": rows(self.hypotheses), "assignments": rows(self.assignments),
-            "detector_errors": list(self.detector_errors),
+            "blame": rows(self.blame), "detector_errors": list(self.detector_errors),
         }
 
     def to_json(self, **kwargs: Any) -> str:
