@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gc
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import polars as pl
@@ -12,13 +12,16 @@ import polars as pl
 from ..config import Settings
 from ..localmodel import ModelUnavailable
 from . import registry
+from .blame import blame_trace
 from .correlate import cluster_row, cluster_traces, headline
 from .graph import SPAN_FIELDS, ColumnSource, SpanNode, TraceView
 from .hypotheses import hypothesis_row
 from .model import SYSTEM_PROMPT, clean_text, load_backend, narrative_prompt
+from .outcome import FAILED, annotated_traces, trace_outcome
 from .prepare import prepare
 from .result import (
     ASSIGNMENTS_SCHEMA,
+    BLAME_SCHEMA,
     CLUSTERS_SCHEMA,
     FINDINGS_SCHEMA,
     HYPOTHESES_SCHEMA,
@@ -32,9 +35,12 @@ from .walk import walk_trace
 MAX_NARRATIVES = 12
 
 
-def analyze_frame(spans: pl.DataFrame, settings: Settings) -> AnalysisResult:
+def analyze_frame(spans: pl.DataFrame, settings: Settings,
+                  outcomes: Mapping[str, str] | None = None) -> AnalysisResult:
     """Walk every trace in ``spans`` (the span frame), run the detectors, correlate the
-    findings across traces, explain the clusters. See halo_nb/rlm/__init__.py."""
+    findings across traces, explain the clusters, blame the decisive step of each
+    failed trace. ``outcomes`` maps trace ids to what the caller knows ("failed" /
+    "succeeded"; see outcome.py). See halo_nb/rlm/__init__.py."""
     if not isinstance(spans, pl.DataFrame):
         raise TypeError(f"spans: expected a polars DataFrame, got {type(spans).__name__}")
     # The walk creates a few objects per span and frees none until the end: the cyclic
@@ -42,13 +48,14 @@ def analyze_frame(spans: pl.DataFrame, settings: Settings) -> AnalysisResult:
     collecting = gc.isenabled()
     gc.disable()
     try:
-        return _analyze(spans, settings)
+        return _analyze(spans, settings, outcomes or {})
     finally:
         if collecting:
             gc.enable()
 
 
-def _analyze(spans: pl.DataFrame, settings: Settings) -> AnalysisResult:
+def _analyze(spans: pl.DataFrame, settings: Settings, given: Mapping[str, str]
+             ) -> AnalysisResult:
     timings: dict[str, float] = {}
     started = time.perf_counter()
     dets = registry.registered()
@@ -63,18 +70,31 @@ def _analyze(spans: pl.DataFrame, settings: Settings) -> AnalysisResult:
     by_trace: dict[str, list[dict[str, Any]]] = {}
     failed: set[str] = set()
     trace_ids: list[str] = []
+    outcome_rows: dict[str, tuple[str, str]] = {}
+    blame_rows: list[dict[str, Any]] = []
+    annotated = annotated_traces(prepared)
+    blame_s = 0.0
     tick = time.perf_counter()
     for trace_id, nodes in _group(prepared):
         trace = TraceView(trace_id, nodes, settings.analysis_depth)
         trace.corpus_end_ns = corpus_end
         rows = walk_trace(trace, span_dets, trace_dets, errors)
         trace_ids.append(trace_id)
-        if _failed(trace):
+        outcome = trace_outcome(trace, given.get(trace_id), trace_id in annotated)
+        outcome_rows[trace_id] = (outcome.outcome, outcome.source)
+        # What the user says wins; otherwise the engine's broader failure test.
+        told = outcome.source in ("user", "annotation", "score")
+        if (outcome.outcome == FAILED) if told else _failed(trace):
             failed.add(trace_id)
+        if outcome.outcome == FAILED:
+            started_blame = time.perf_counter()
+            blame_rows.extend(blame_trace(trace))
+            blame_s += time.perf_counter() - started_blame
         if rows:
             by_trace[trace_id] = rows
             findings.extend(rows)
-    timings["walk_s"] = time.perf_counter() - tick
+    timings["walk_s"] = time.perf_counter() - tick - blame_s
+    timings["blame_s"] = blame_s
 
     tick = time.perf_counter()
     n = len(trace_ids)
@@ -92,13 +112,15 @@ def _analyze(spans: pl.DataFrame, settings: Settings) -> AnalysisResult:
     timings["model_s"] = time.perf_counter() - tick
 
     findings.sort(key=lambda f: (f["trace_id"], f["start_ns"], f["span_id"], f["detector"]))
-    assignments = [{"trace_id": t, "cluster_id": primary.get(t), "failed": t in failed}
+    assignments = [{"trace_id": t, "cluster_id": primary.get(t), "failed": t in failed,
+                    "outcome": outcome_rows[t][0], "outcome_source": outcome_rows[t][1]}
                    for t in trace_ids]
     result = AnalysisResult(
         findings=frame(findings, FINDINGS_SCHEMA),
         clusters=frame(cluster_rows, CLUSTERS_SCHEMA),
         hypotheses=frame(hypothesis_rows, HYPOTHESES_SCHEMA),
         assignments=frame(assignments, ASSIGNMENTS_SCHEMA),
+        blame=frame(blame_rows, BLAME_SCHEMA),
         systemic=systemic, note=note, model_status=model_status, trace_count=n,
         settings=settings, detector_errors=errors, timings=timings,
     )
@@ -130,6 +152,17 @@ def _note(settings: Settings, n: int, clusters: int, systemic: bool) -> str:
                 "findings are per trace")
     return (f"systemic analysis needs at least {settings.min_traces_for_systemic_analysis}"
             f" traces; got {n}. Findings are per trace.")
+
+
+def trace_views(spans: pl.DataFrame, settings: Settings) -> Iterator[TraceView]:
+    """Each trace of the span frame as the walk sees it (for scripts that fit or probe
+    the engine's parts)."""
+    prepared = prepare(spans)
+    end = _corpus_end(prepared)
+    for trace_id, nodes in _group(prepared):
+        trace = TraceView(trace_id, nodes, settings.analysis_depth)
+        trace.corpus_end_ns = end
+        yield trace
 
 
 def _group(prepared: pl.DataFrame) -> Iterator[tuple[str, list[SpanNode]]]:
