@@ -218,3 +218,27 @@ def test_eval_blame_runs_end_to_end_on_converted_labelled_runs(tmp_path: Path) -
         [sys.executable, str(script), "--traces", str(SAMPLE / "sample.otlp.jsonl")],
         capture_output=True, text=True, timeout=120, cwd=tmp_path, check=True)
     assert "traces with a finding of medium or above: " in quiet.stdout
+
+
+def test_orchestrator_hand_offs_and_a_stalled_ledger_point_into_the_delegated_reply() -> None:
+    t = start_trace("magentic", input="Find the opening hours of the Lisbon city museum.")
+    step(t, "thought", "agent", "Plan: ask WebSurfer to search the museum's site.",
+         agent="Orchestrator")
+    with span(t, name="instruct", type="agent",
+              attributes={"gen_ai.agent.name": "Orchestrator"}) as instruct:
+        instruct.set_output("(-> WebSurfer) Search for the Lisbon city museum opening hours.")
+        reply = step(t, "reply", "agent", "I clicked the first result, a page about Lisbon "
+                     "tram routes.", agent="WebSurfer")
+    step(t, "ledger", "agent", '{"is_request_satisfied": {"reason": "no hours yet", "answer": '
+         'false}, "is_progress_being_made": {"reason": "wrong page", "answer": false}}',
+         agent="Orchestrator")
+    end_trace(t, output="The museum's opening hours could not be found.")
+
+    result = analyze_frame(halo_nb.spans(), SETTINGS)
+    assert outcomes(result)[t.trace_id] == ("failed", "evidence")
+    blamed = top(result, t.trace_id)
+    assert (blamed["span_id"], blamed["agent"], blamed["layer"]) == (reply, "WebSurfer", 2)
+    assert blamed["descent"] == [instruct.span_id, reply]
+    upper = result.blame.filter((pl.col("trace_id") == t.trace_id)
+                                & (pl.col("span_id") == instruct.span_id))
+    assert upper.height == 1  # once: its own step competed with the reply it received
