@@ -1,6 +1,6 @@
-"""The native OTLP decoder (halo_nb/_wire.c); everything else is in pyproject.toml."""
+"""The native OTLP decoder (halo_nb/ingest/_wire.c); everything else is in pyproject.toml."""
 
 from setuptools import Extension, setup
 
-setup(ext_modules=[Extension("halo_nb._wire", ["halo_nb/_wire.c"],
+setup(ext_modules=[Extension("halo_nb.ingest._wire", ["halo_nb/ingest/_wire.c"],
                              extra_compile_args=["-O2", "-std=c11", "-Wall", "-Wextra"])])

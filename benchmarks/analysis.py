@@ -15,9 +15,9 @@ import argparse
 import os
 import time
 
+from evaluation.corpus import generate
 from halo_nb.config import Settings
 from halo_nb.rlm import analyze_frame
-from halo_nb.rlm.corpus import generate
 
 
 def run(spans, model: str) -> tuple[float, float, object]:

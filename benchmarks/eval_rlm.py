@@ -15,10 +15,10 @@ from __future__ import annotations
 import argparse
 import time
 
+from evaluation.corpus import generate
+from evaluation.scoring import DetectorScore, score
 from halo_nb.config import Settings
 from halo_nb.rlm import analyze_frame
-from halo_nb.rlm.corpus import generate
-from halo_nb.rlm.scoring import DetectorScore, score
 
 
 def main() -> None:

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from workload import SPANS_PER_TRACE
 
-from halo_nb.collector import Collector
-from halo_nb.span_store import SpanStore
+from halo_nb.ingest.server import Collector
+from halo_nb.storage.store import SpanStore
 
 SENDER = Path(__file__).parent / "sender.py"
 

@@ -20,8 +20,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from workload import request_bodies  # noqa: E402
 
-from halo_nb.otlp import decode_protobuf  # noqa: E402
-from halo_nb.span_store import SpanStore  # noqa: E402
+from halo_nb.ingest.otlp import decode_protobuf  # noqa: E402
+from halo_nb.storage.store import SpanStore  # noqa: E402
 
 SETTLE_S = 10.0
 

@@ -129,7 +129,7 @@ def main() -> None:
             f"store.append(many_traces({args.traces}))\n"
             f"store.append(wide_trace({args.spans}))\n"
             "wide = store.traces().sort('span_count')['trace_id'][-1]\n"
-            "from halo_nb.traces_summary import summarise_traces\n"
+            "from halo_nb.storage.traces_summary import summarise_traces\n"
             "t = time.perf_counter(); table = summarise_traces(store.spans())\n"
             "t_table = time.perf_counter() - t\n"
             "t = time.perf_counter(); rows = frame_to_ipc(trace_rows(table))\n"

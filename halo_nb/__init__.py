@@ -6,6 +6,7 @@ Heavy parts (widgets, analysis engine, model) import on first use.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -57,9 +58,12 @@ def waterfall(trace_id: str) -> Any:
     return Waterfall(store(), trace_id)
 
 
-def analyze(trace_ids: Any = None, **overrides: Any) -> Any:
+def analyze(trace_ids: Any = None, *, outcomes: Mapping[str, str] | None = None,
+            **overrides: Any) -> Any:
     """Run the RLM engine over the stored traces (or a subset); returns an AnalysisResult
-    with ``findings``, ``clusters`` and ``hypotheses`` frames."""
+    with ``findings``, ``clusters``, ``hypotheses`` and ``blame`` frames. ``outcomes`` maps
+    trace ids to what you know of them ("failed" / "succeeded"); ``overrides`` are settings
+    for this run."""
     from . import runtime
     from .rlm import analyze_frame
 
@@ -69,7 +73,8 @@ def analyze(trace_ids: Any = None, **overrides: Any) -> Any:
 
         ids = [trace_ids] if isinstance(trace_ids, str) else list(trace_ids)
         frame = frame.filter(pl.col("trace_id").is_in(ids))
-    result = analyze_frame(frame, settings().replace(**overrides) if overrides else settings())
+    result = analyze_frame(frame, settings().replace(**overrides) if overrides else settings(),
+                           outcomes=outcomes)
     runtime.set_last_analysis(result)
     return result
 
@@ -110,28 +115,28 @@ def report(path: str | Path) -> Path:
 
 def export_snapshot(traces: Any, path: str | Path, *, with_findings: bool = False) -> Path:
     """Write trace ids, a Polars filter expression, or None (all) to a portable JSON file."""
-    from .snapshot import export_snapshot as _export
+    from .interchange.snapshot import export_snapshot as _export
 
     return _export(store(), traces, Path(path), with_findings=with_findings)
 
 
 def import_snapshot(path: str | Path) -> Any:
     """Load a snapshot file into the store (idempotent, all or nothing)."""
-    from .snapshot import import_snapshot as _import
+    from .interchange.snapshot import import_snapshot as _import
 
     return _import(store(), Path(path))
 
 
 def replay(path: str | Path, endpoint: str, **options: Any) -> Any:
     """Re-send a snapshot's spans to an OTLP/HTTP endpoint."""
-    from .otlp_replay import replay as _replay
+    from .interchange.replay import replay as _replay
 
     return _replay(Path(path), endpoint, **options)
 
 
 def compare(trace_a: str, trace_b: str) -> Any:
     """Align two traces' span trees and return what changed."""
-    from .trace_diff import compare_traces
+    from .interchange.compare import compare_traces
 
     return compare_traces(store().spans(trace_a), store().spans(trace_b))
 

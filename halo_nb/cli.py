@@ -1,4 +1,5 @@
-"""The ``halo`` command line: a thin layer over the public API (``halo_nb``).
+"""The ``halo`` command line: parses arguments, calls the command layer (``commands.py``,
+shared with the ``%halo`` magic) and prints.
 
 Exit codes: 0 success, 1 usage error (bad arguments or settings), 2 data error (a
 file, trace id, snapshot or endpoint that cannot be used). Errors are one line on
@@ -23,16 +24,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-import polars as pl
-
 import halo_nb
 
-from .config import ConfigError, Settings, load_settings
+from . import commands
+from .commands import CommandError
+from .config import ConfigError, Settings, load_settings, settings_toml
 
 EXIT_OK = 0
 EXIT_USAGE = 1
 EXIT_DATA = 2
-MIN_ID_PREFIX = 4
 
 
 Commands = Any  # argparse's subparsers action (a private class)
@@ -40,10 +40,6 @@ Commands = Any  # argparse's subparsers action (a private class)
 
 class UsageError(Exception):
     """Bad command-line arguments (exit code 1)."""
-
-
-class DataError(Exception):
-    """Input that cannot be used (exit code 2)."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -93,46 +89,13 @@ def build_parser() -> argparse.ArgumentParser:
     storage.add_argument("--storage", type=Path, metavar="DIR",
                          help="storage folder (default: halo.toml, HALO_STORAGE_PATH, "
                               "or .halo/data)")
-    for add in (_add_init, _add_serve, _add_list_traces, _add_export, _add_import, _add_replay,
-                _add_compare, _add_check):
+    for add in (_add_init, _add_serve, _add_list_traces, _add_show, _add_analyze, _add_explain,
+                _add_export, _add_import, _add_replay, _add_compare, _add_check):
         add(commands, storage)
     return parser
 
 
 # ---- init ----------------------------------------------------------------------------------
-
-HALO_TOML = """\
-# halo.toml: settings for halo_nb (the notebook API and the `halo` command).
-# Every key is optional; HALO_<KEY> environment variables and explicit arguments win
-# over this file. Relative paths are relative to this file's folder.
-
-# Where the collector listens for OTLP/HTTP (POST /v1/traces). Loopback keeps traces
-# on this machine; port 0 picks a free port.
-host = {host}
-port = {port}
-
-# Where spans are kept (Parquet files), whether they are kept on disk at all, and how
-# many days a trace is kept after its newest span.
-storage_path = {storage_path}
-persist = {persist}
-max_retention_days = {max_retention_days}
-
-# Largest request body the collector accepts, after decompression (bytes).
-max_body_bytes = {max_body_bytes}
-
-# Analysis: how many span layers the recursive walk decomposes, whether findings are
-# correlated across traces, and from how many traces systemic analysis starts.
-analysis_depth = {analysis_depth}
-cross_trace_correlation = {cross_trace_correlation}
-min_traces_for_systemic_analysis = {min_traces_for_systemic_analysis}
-
-# The model that phrases and ranks hypotheses: "smollm2" (bundled, runs on CPU), a path
-# to a .gguf file, "openai:<base url>" (a local OpenAI-compatible server), or "none".
-# It never decides what is true.
-model = {model}
-model_seed = {model_seed}
-"""
-
 
 def _add_init(commands: Commands, storage: argparse.ArgumentParser) -> None:
     p = commands.add_parser("init", help="write a commented halo.toml and the storage folder",
@@ -152,13 +115,7 @@ def _init(args: argparse.Namespace) -> int:
     target = folder / "halo.toml"
     if target.exists() and not args.force:
         raise UsageError(f"{target} already exists; use --force to overwrite it")
-    defaults = Settings()
-    values = {name: _toml(getattr(defaults, name)) for name in
-              ("host", "persist", "max_retention_days", "max_body_bytes", "analysis_depth",
-               "cross_trace_correlation", "min_traces_for_systemic_analysis", "model",
-               "model_seed")}
-    text = HALO_TOML.format(port=_toml(args.port), storage_path=_toml(args.init_storage),
-                            **values)
+    text = settings_toml(Settings(port=args.port, storage_path=args.init_storage))
     folder.mkdir(parents=True, exist_ok=True)
     fd, temp = tempfile.mkstemp(prefix=".halo.toml.", dir=folder)
     try:
@@ -185,14 +142,6 @@ def _settings_from(toml_file: Path, folder: Path) -> Settings:
     storage = Path(values["storage_path"])
     values["storage_path"] = storage if storage.is_absolute() else folder / storage
     return load_settings(base=Settings(), **values)
-
-
-def _toml(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    return json.dumps(str(value))
 
 
 # ---- serve ---------------------------------------------------------------------------------
@@ -232,26 +181,30 @@ def _serve(args: argparse.Namespace) -> int:
 
 # ---- list-traces ---------------------------------------------------------------------------
 
-def _add_list_traces(commands: Commands, storage: argparse.ArgumentParser) -> None:
-    p = commands.add_parser("list-traces", parents=[storage], help="list stored traces",
-                            description="List stored traces, newest first.")
+def _add_list_traces(commands_: Commands, storage: argparse.ArgumentParser) -> None:
+    p = commands_.add_parser("list-traces", parents=[storage], help="list stored traces",
+                             description="List stored traces, newest first.")
     p.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
     p.add_argument("--limit", type=_non_negative, default=0,
                    help="show at most this many traces (default 0: all)")
+    p.add_argument("--status", choices=commands.TRACE_STATUSES,
+                   help="only traces with this status (open: still running)")
+    p.add_argument("--name", metavar="TEXT",
+                   help="only traces whose root span name contains TEXT (any case)")
     p.set_defaults(run=_list_traces)
 
 
 def _list_traces(args: argparse.Namespace) -> int:
-    table = halo_nb.trace_table()
-    total = table.height
-    if args.limit:
-        table = table.head(args.limit)
+    table, matched = commands.trace_listing(limit=args.limit, status=args.status,
+                                            name=args.name)
     rows = table.to_dicts()
     if args.json:
         print(json.dumps([_trace_json(row) for row in rows], ensure_ascii=False, indent=1))
         return EXIT_OK
     if not rows:
-        print(f"no traces stored in {halo_nb.settings().storage_path}", file=sys.stderr)
+        filtered = args.status is not None or bool(args.name)
+        print("no stored trace matches the filters" if filtered
+              else f"no traces stored in {halo_nb.settings().storage_path}", file=sys.stderr)
         return EXIT_OK
     columns = ["TRACE ID", "NAME", "START", "DURATION", "SPANS", "STATUS"]
     show_origin = any(row["origin"] for row in rows)
@@ -260,8 +213,8 @@ def _list_traces(args: argparse.Namespace) -> int:
     lines = []
     for row in rows:
         cells = [row["trace_id"], _clip(row["name"] or "", 40), _local_time(row["start_ns"]),
-                 _duration(row["duration_ms"]), str(row["span_count"]), str(row["status"])
-                 + ("" if row["ended"] else " (open)")]
+                 commands.duration_text(row["duration_ms"]), str(row["span_count"]),
+                 str(row["status"]) + ("" if row["ended"] else " (open)")]
         if show_origin:
             cells.append(row["origin"] or "")
         lines.append(cells)
@@ -270,8 +223,45 @@ def _list_traces(args: argparse.Namespace) -> int:
     for cells in (columns, *lines):
         print("  ".join(cell.rjust(w) if columns[i] in right else cell.ljust(w)
                         for i, (cell, w) in enumerate(zip(cells, widths, strict=True))).rstrip())
-    if table.height < total:
-        print(f"({table.height} of {total} traces; --limit 0 shows all)")
+    if table.height < matched:
+        print(f"({table.height} of {matched} traces; --limit 0 shows all)")
+    return EXIT_OK
+
+
+# ---- show / analyze ------------------------------------------------------------------------
+
+def _add_show(commands_: Commands, storage: argparse.ArgumentParser) -> None:
+    p = commands_.add_parser("show", parents=[storage], help="print one trace's span tree",
+                             description="Print one trace as a span tree: each span's kind, "
+                                         "duration, status and findings.")
+    p.add_argument("trace_id", metavar="TRACE", help="trace id (or unique prefix)")
+    p.set_defaults(run=_show)
+
+
+def _show(args: argparse.Namespace) -> int:
+    print(commands.show_trace(args.trace_id))
+    return EXIT_OK
+
+
+def _add_analyze(commands_: Commands, storage: argparse.ArgumentParser) -> None:
+    p = commands_.add_parser(
+        "analyze", parents=[storage], help="find failure clusters, hypotheses and blame",
+        description="Analyse the stored traces (or some): findings, failure clusters with "
+                    "their hypotheses and fixes, and the decisive step of each failed trace.")
+    p.add_argument("--trace-id", nargs="+", action="extend", metavar="ID",
+                   help="only these traces (ids or unique prefixes)")
+    p.add_argument("--model", metavar="MODEL",
+                   help="model for the narratives: smollm2, a .gguf path, openai:<url>, or "
+                        "none (default: the settings)")
+    p.add_argument("--json", action="store_true",
+                   help="print the whole result (findings, clusters, hypotheses, blame) as JSON")
+    p.set_defaults(run=_analyze)
+
+
+def _analyze(args: argparse.Namespace) -> int:
+    overrides = {"model": args.model} if args.model else {}
+    result = commands.analyze(args.trace_id, **overrides)
+    print(result.to_json(indent=1) if args.json else commands.analysis_text(result))
     return EXIT_OK
 
 
@@ -292,6 +282,23 @@ def _trace_json(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _add_explain(commands_: Commands, storage: argparse.ArgumentParser) -> None:
+    p = commands_.add_parser(
+        "explain", parents=[storage], help="which step broke a run: outcome and blame",
+        description="Explain one stored trace, or every trace of a snapshot file: its outcome "
+                    "and, for a failed run, the decisive step, its agent and the reasons.")
+    p.add_argument("target", metavar="TRACE|SNAPSHOT",
+                   help="trace id (or unique prefix), or a snapshot file")
+    p.add_argument("--failed", action="store_true",
+                   help="treat the run(s) as failed (when you know they failed)")
+    p.set_defaults(run=_explain)
+
+
+def _explain(args: argparse.Namespace) -> int:
+    print(commands.explain(args.target, failed=args.failed))
+    return EXIT_OK
+
+
 # ---- export / import -----------------------------------------------------------------------
 
 def _add_export(commands: Commands, storage: argparse.ArgumentParser) -> None:
@@ -309,13 +316,9 @@ def _add_export(commands: Commands, storage: argparse.ArgumentParser) -> None:
 
 
 def _export(args: argparse.Namespace) -> int:
-    traces = None if args.all else list(dict.fromkeys(_resolve_trace_id(t)
-                                                      for t in args.trace_id))
-    path = halo_nb.export_snapshot(traces, args.output, with_findings=args.with_findings)
-    table = halo_nb.trace_table()
-    if traces is not None:
-        table = table.filter(pl.col("trace_id").is_in(traces))
-    print(f"wrote {path}: {table.height} traces, {table['span_count'].sum()} spans")
+    done = commands.export(None if args.all else args.trace_id, args.output,
+                           with_findings=args.with_findings)
+    print(f"wrote {done.path}: {done.traces} traces, {done.spans} spans")
     return EXIT_OK
 
 
@@ -328,7 +331,7 @@ def _add_import(commands: Commands, storage: argparse.ArgumentParser) -> None:
 
 
 def _import(args: argparse.Namespace) -> int:
-    result = halo_nb.import_snapshot(args.file)
+    result = commands.import_snapshot(args.file)
     print(f"imported {result.path}: {len(result.trace_ids)} traces, {result.spans_added} spans "
           f"added, {result.spans_already_present} already present")
     return EXIT_OK
@@ -352,7 +355,7 @@ def _add_replay(commands: Commands, storage: argparse.ArgumentParser) -> None:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from .otlp_replay import traces_url
+    from .interchange.replay import traces_url
 
     try:
         traces_url(args.endpoint)
@@ -384,7 +387,7 @@ def _add_compare(commands: Commands, storage: argparse.ArgumentParser) -> None:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    result = halo_nb.compare(_resolve_trace_id(args.trace_a), _resolve_trace_id(args.trace_b))
+    result = commands.compare(args.trace_a, args.trace_b)
     if args.json:
         print(json.dumps({"summary": result.summary, "spans": result.frame.to_dicts()},
                          ensure_ascii=False, indent=1, default=str))
@@ -399,7 +402,7 @@ EXIT_REGRESSION = 3
 
 
 def _add_check(commands: Commands, storage: argparse.ArgumentParser) -> None:
-    from .check import DEFAULT_MAX_GROWTH, DEFAULT_MIN_SEVERITY
+    from .interchange.check import DEFAULT_MAX_GROWTH, DEFAULT_MIN_SEVERITY
     from .rlm.registry import SEVERITIES
 
     p = commands.add_parser(
@@ -425,7 +428,7 @@ def _add_check(commands: Commands, storage: argparse.ArgumentParser) -> None:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from .check import check
+    from .interchange.check import check
 
     if not 0.0 <= args.max_growth <= 1.0:
         raise UsageError(f"--max-growth: must be within 0..1, got {args.max_growth}")
@@ -443,21 +446,6 @@ def _check(args: argparse.Namespace) -> int:
 
 
 # ---- helpers -------------------------------------------------------------------------------
-
-def _resolve_trace_id(text: str) -> str:
-    """A full trace id, or the one stored id starting with ``text`` (at least 4 digits)."""
-    known = halo_nb.store().trace_ids()
-    if text in known:
-        return text
-    matches = [t for t in known if t.startswith(text.lower())] if len(text) >= MIN_ID_PREFIX \
-        else []
-    if len(matches) == 1:
-        return matches[0]
-    if len(matches) > 1:
-        raise DataError(f"trace id prefix {text!r} is ambiguous: {', '.join(matches[:5])}"
-                        + (" ..." if len(matches) > 5 else ""))
-    raise DataError(f"no stored trace with id {text!r} (see 'halo list-traces')")
-
 
 def _non_negative(text: str) -> int:
     try:
@@ -482,27 +470,19 @@ def _utc_time(ns: int | None) -> str | None:
     return stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _duration(ms: float | None) -> str:
-    if ms is None:
-        return "-"
-    if ms < 1000:
-        return f"{ms:.1f} ms"
-    return f"{ms / 1000:.2f} s"
-
-
 def _clip(text: str, width: int) -> str:
     text = " ".join(text.split())
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def _is_data_error(exc: BaseException) -> bool:
-    from .collector import CollectorError
-    from .otlp_replay import ReplayError
+    from .ingest.server import CollectorError
+    from .interchange.replay import ReplayError
 
     # ValueError covers SnapshotError, OTLPDecodeError and OTLPEncodeError; KeyError
     # covers UnknownTraceError; OSError covers missing and unreadable files.
-    return isinstance(exc, (DataError, ValueError, KeyError, OSError, CollectorError,
-                            ReplayError))
+    return isinstance(exc, (CommandError, ValueError, KeyError, OSError,
+                            CollectorError, ReplayError))
 
 
 def _fail(exc: BaseException, code: int, internal: bool = False) -> int:

@@ -4,6 +4,7 @@ then HALO_* environment variables, then explicit arguments (last wins)."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import tomllib
 from dataclasses import dataclass, fields
@@ -51,10 +52,9 @@ def _check_positive(key: str, value: int) -> None:
 
 
 _FIELDS = {f.name: f for f in fields(Settings)}
-_TYPES = {"host": str, "port": int, "storage_path": Path, "persist": bool,
-          "max_retention_days": float, "max_body_bytes": int, "analysis_depth": int,
-          "cross_trace_correlation": bool, "min_traces_for_systemic_analysis": int,
-          "model": str, "model_seed": int}
+# Each setting's type is its default's (a Path subclass counts as Path).
+_TYPES = {f.name: Path if isinstance(f.default, Path) else type(f.default)
+          for f in fields(Settings)}
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
@@ -157,3 +157,40 @@ def load_settings(base: Settings | None = None, start: Path | None = None,
 def as_dict(settings: Settings) -> dict[str, Any]:
     return {k: (str(v) if isinstance(v, Path) else v)
             for k, v in dataclasses.asdict(settings).items()}
+
+
+# What ``halo init`` writes above each group of settings, in Settings' field order.
+_TOML_COMMENTS = {
+    "host": "Where the collector listens for OTLP/HTTP (POST /v1/traces). Loopback keeps\n"
+            "traces on this machine; port 0 picks a free port.",
+    "storage_path": "Where spans are kept (Parquet files), whether they are kept on disk at\n"
+                    "all, and how many days a trace is kept after its newest span.",
+    "max_body_bytes": "Largest request body the collector accepts, after decompression (bytes).",
+    "analysis_depth": "Analysis: how many span layers the recursive walk decomposes, whether\n"
+                      "findings are correlated across traces, and from how many traces\n"
+                      "systemic analysis starts.",
+    "model": "The model that phrases hypotheses: \"smollm2\" (bundled, runs on CPU), a path\n"
+             "to a .gguf file, \"openai:<base url>\" (a local OpenAI-compatible server), or\n"
+             "\"none\". It never decides what is true.",
+}
+
+
+def settings_toml(settings: Settings) -> str:
+    """A commented halo.toml holding every setting of ``settings`` (what ``halo init`` writes)."""
+    lines = ["# halo.toml: settings for halo_nb (the notebook API and the `halo` command).",
+             "# Every key is optional; HALO_<KEY> environment variables and explicit arguments win",
+             "# over this file. Relative paths are relative to this file's folder."]
+    for name in _FIELDS:
+        comment = _TOML_COMMENTS.get(name)
+        if comment is not None:
+            lines += ["", *(f"# {line}" for line in comment.splitlines())]
+        lines.append(f"{name} = {_toml_value(getattr(settings, name))}")
+    return "\n".join(lines) + "\n"
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return json.dumps(str(value))

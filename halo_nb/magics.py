@@ -1,14 +1,18 @@
-"""``%halo``: the notebook's command line. Parses a line, calls the public API, prints.
+"""``%halo``: the notebook's command line. Parses a line, calls the command layer
+(``commands.py``, shared with the ``halo`` CLI), prints.
 
     %halo serve [--port N] [--host H]   start the collector in this kernel
     %halo stop                          stop it (stored spans stay)
     %halo status                        where it listens, counters, what is stored
-    %halo list [N]                      the N most recent traces (default 20)
+    %halo list [N] [--status S] [--name TEXT]   the N most recent traces (default 20)
+    %halo show ID                       one trace's span tree with findings
+    %halo analyze [ID...]               clusters, hypotheses and blame
     %halo export ID... PATH             write traces to a snapshot (--all: every trace)
     %halo import PATH                   load a snapshot
     %halo compare A B                   what changed between two traces
 
-Trace ids may be shortened to any unique prefix. Errors print one line, never a traceback.
+Trace ids may be shortened to a unique prefix of at least 4 characters, as in the CLI.
+Errors print one line, never a traceback.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ from collections.abc import Callable
 from typing import Any, NoReturn
 
 import halo_nb
+
+from . import commands
 
 DEFAULT_LIST_ROWS = 20
 LIST_COLUMNS = ("trace_id", "name", "start", "duration_ms", "span_count", "llm_count",
@@ -50,7 +56,7 @@ def register(ipython: Any) -> None:
 
 
 def halo_magic(line: str) -> None:
-    """%halo serve|stop|status|list|export|import|compare — see ``%halo --help``."""
+    """%halo serve|stop|status|list|show|analyze|export|import|compare — see ``%halo --help``."""
     try:
         args = _parser().parse_args(shlex.split(line) or ["--help"])
     except _HelpShown:
@@ -66,11 +72,11 @@ def halo_magic(line: str) -> None:
 
 def _parser() -> _Parser:
     parser = _Parser(prog="%halo", description="halo_nb: the trace collector and stored traces.")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    subcommands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     def command(name: str, run: Callable[[argparse.Namespace], None],
                 help: str) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, help=help, description=help)
+        sub = subcommands.add_parser(name, help=help, description=help)
         sub.set_defaults(run=run)
         return sub
 
@@ -82,6 +88,14 @@ def _parser() -> _Parser:
     listing = command("list", _list, "the most recent traces")
     listing.add_argument("count", nargs="?", type=int, default=DEFAULT_LIST_ROWS,
                          help=f"how many (default {DEFAULT_LIST_ROWS})")
+    listing.add_argument("--status", choices=commands.TRACE_STATUSES,
+                         help="only traces with this status (open: still running)")
+    listing.add_argument("--name", help="only traces whose root span name contains this")
+    show = command("show", _show, "one trace's span tree: kinds, durations, status, findings")
+    show.add_argument("trace_id", metavar="ID")
+    analysis = command("analyze", _analyze, "failure clusters, hypotheses and blame")
+    analysis.add_argument("trace_ids", nargs="*", metavar="ID",
+                          help="only these traces (default: every stored trace)")
     export = command("export", _export, "write traces to a portable snapshot file")
     export.add_argument("--all", action="store_true", help="export every stored trace")
     export.add_argument("trace_ids", nargs="*", metavar="ID", help="trace ids (or prefixes)")
@@ -113,33 +127,11 @@ def _stop(args: argparse.Namespace) -> None:
 
 
 def _status(args: argparse.Namespace) -> None:
-    from . import runtime
-    from .sdk import exporting_to
-
-    settings = halo_nb.settings()
-    collector = runtime.collector()
-    store = halo_nb.store()
-    rows = []
-    if collector is not None and collector.running:
-        counts = collector.counts
-        rows += [
-            ("collector", f"listening on {collector.url}"),
-            ("requests", f"{counts.requests_accepted} accepted, "
-                         f"{counts.requests_rejected} rejected"),
-            ("spans received", f"{counts.spans_accepted} accepted, "
-                               f"{counts.spans_rejected} rejected"),
-        ]
-    else:
-        rows.append(("collector", "not running (%halo serve starts it)"))
-    rows += [
-        ("spans stored", f"{len(store)}"),
-        ("traces stored", f"{len(store.trace_ids())}"),
-        ("storage", str(settings.storage_path.resolve()) if settings.persist
-         else "memory only (persist = false)"),
-        ("SDK spans", f"OTLP to {exporting_to()}" if exporting_to() else "stored in-process"),
-    ]
+    rows = commands.status_rows()
     width = max(len(label) for label, _ in rows)
     for label, value in rows:
+        if label == "collector" and value == "not running":
+            value += " (%halo serve starts it)"
         print(f"{label:<{width}}  {value}")
 
 
@@ -149,57 +141,44 @@ def _list(args: argparse.Namespace) -> None:
 
     if args.count < 1:
         raise ValueError(f"count must be at least 1, got {args.count}")
-    table = halo_nb.trace_table()
-    if table.height == 0:
-        print("no traces stored yet")
+    recent, matched = commands.trace_listing(limit=args.count, status=args.status,
+                                             name=args.name)
+    if recent.height == 0:
+        print("no stored trace matches" if args.status or args.name else "no traces stored yet")
         return
-    recent = table.sort("start_ns", descending=True).head(args.count).with_columns(
+    recent = recent.with_columns(
         pl.from_epoch("start_ns", time_unit="ns").dt.cast_time_unit("ms").alias("start"),
         pl.col("duration_ms").round(1))
     with pl.Config(tbl_cols=-1, tbl_rows=-1, fmt_str_lengths=48, tbl_width_chars=240,
                    tbl_hide_dataframe_shape=True):  # whole ids, to paste into other commands
         display(recent.select(LIST_COLUMNS))
-    if table.height > args.count:
-        print(f"{args.count} of {table.height} traces; %halo list N shows more")
+    if matched > recent.height:
+        print(f"{recent.height} of {matched} traces; %halo list N shows more")
 
 
 def _export(args: argparse.Namespace) -> None:
     if args.all == bool(args.trace_ids):
         raise ValueError("give trace ids or --all (not both)")
-    selection = None if args.all else _resolve_ids(args.trace_ids)
-    path = halo_nb.export_snapshot(selection, args.path)
-    count = len(halo_nb.store().trace_ids()) if selection is None else len(selection)
-    print(f"wrote {count} trace(s) to {path}")
+    done = commands.export(None if args.all else args.trace_ids, args.path)
+    print(f"wrote {done.traces} trace(s) to {done.path}")
 
 
 def _import(args: argparse.Namespace) -> None:
-    result = halo_nb.import_snapshot(args.path)
+    result = commands.import_snapshot(args.path)
     print(f"imported {len(result.trace_ids)} trace(s) from {result.path}: "
           f"{result.spans_added} new span(s), {result.spans_already_present} already stored")
 
 
 def _compare(args: argparse.Namespace) -> None:
-    trace_a, trace_b = _resolve_ids([args.trace_a, args.trace_b])
-    print(halo_nb.compare(trace_a, trace_b).to_text())
+    print(commands.compare(args.trace_a, args.trace_b).to_text())
 
 
-def _resolve_ids(given: list[str]) -> list[str]:
-    """Full trace ids for ids or unique prefixes of stored ones."""
-    known = halo_nb.store().trace_ids()
-    known_set = set(known)
-    resolved = []
-    for text in given:
-        key = text.lower()
-        if key in known_set:
-            resolved.append(key)
-            continue
-        matches = [trace_id for trace_id in known if trace_id.startswith(key)]
-        if not matches:
-            raise ValueError(f"unknown trace id {text!r}")
-        if len(matches) > 1:
-            raise ValueError(f"trace id prefix {text!r} is ambiguous ({len(matches)} traces)")
-        resolved.append(matches[0])
-    return resolved
+def _show(args: argparse.Namespace) -> None:
+    print(commands.show_trace(args.trace_id))
+
+
+def _analyze(args: argparse.Namespace) -> None:
+    print(commands.analysis_text(commands.analyze(args.trace_ids)))
 
 
 def _message(exc: Exception) -> str:

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 from .config import Settings, load_settings
 
 if TYPE_CHECKING:
-    from .collector import Collector
-    from .span_store import SpanStore
+    from .ingest.server import Collector
+    from .storage.store import SpanStore
 
 _lock = threading.RLock()
 _settings: Settings | None = None
@@ -50,7 +50,7 @@ def store() -> SpanStore:
     global _store
     with _lock:
         if _store is None:
-            from .span_store import SpanStore
+            from .storage.store import SpanStore
 
             s = settings()
             _store = SpanStore(s.storage_path if s.persist else None,
@@ -66,7 +66,7 @@ def serve(**overrides: Any) -> Collector:
             configure(**overrides)
         if _collector is not None and _collector.running:
             return _collector
-        from .collector import Collector
+        from .ingest.server import Collector
 
         s = settings()
         _collector = Collector(store(), host=s.host, port=s.port, max_body_bytes=s.max_body_bytes)

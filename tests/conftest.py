@@ -13,8 +13,18 @@ import halo_nb
 from halo_nb import runtime
 
 if TYPE_CHECKING:
-    from halo_nb.collector import Collector
-    from halo_nb.span_store import SpanStore
+    from halo_nb.ingest.server import Collector
+    from halo_nb.storage.store import SpanStore
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tiers (scripts/test.sh): a test that needs the local model server, directly or
+    through a fixture, is in the model tier; tests/browser/ is the browser tier."""
+    for item in items:
+        if "local_model_server" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.model)
+        if "browser" in item.path.parent.parts[-1:]:
+            item.add_marker(pytest.mark.browser)
 
 
 @pytest.fixture
@@ -108,7 +118,7 @@ def send_agent_runs():
 @pytest.fixture
 def memory_store() -> Iterator[SpanStore]:
     """An in-memory SpanStore, closed afterwards."""
-    from halo_nb.span_store import SpanStore
+    from halo_nb.storage.store import SpanStore
 
     store = SpanStore(None)
     yield store
@@ -118,7 +128,7 @@ def memory_store() -> Iterator[SpanStore]:
 @pytest.fixture
 def collector(memory_store: SpanStore) -> Iterator[Collector]:
     """A running Collector on a free loopback port feeding ``memory_store``."""
-    from halo_nb.collector import Collector
+    from halo_nb.ingest.server import Collector
 
     running = Collector(memory_store, host="127.0.0.1", port=0).start()
     yield running

@@ -18,10 +18,10 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from halo_nb.collector import Collector
 from halo_nb.config import load_settings
+from halo_nb.ingest.server import Collector
 from halo_nb.schema import SPAN_COLUMNS
-from halo_nb.span_store import SpanStore
+from halo_nb.storage.store import SpanStore
 
 HALO = [sys.executable, "-m", "halo_nb.cli"]
 TIMEOUT = 60

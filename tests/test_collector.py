@@ -24,9 +24,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from otlp_factory import json_request, protobuf_body, span
 
 import halo_nb
-from halo_nb.collector import Collector, CollectorError
-from halo_nb.span_batch import SpanBatch
-from halo_nb.span_store import SpanStore
+from halo_nb.ingest.server import Collector, CollectorError
+from halo_nb.ingest.span_batch import SpanBatch
+from halo_nb.storage.store import SpanStore
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
@@ -305,7 +305,7 @@ def large_json(spans: list[dict]) -> bytes:
 
 def test_large_json_bodies_are_decoded_by_workers_with_the_same_answers(
         memory_store: SpanStore) -> None:
-    from halo_nb.collector import POOL_MIN_BYTES
+    from halo_nb.ingest.server import POOL_MIN_BYTES
 
     with Collector(memory_store, host="127.0.0.1", port=0, decode_workers=1) as collector:
         collector.start_decoders()
@@ -362,8 +362,8 @@ class _SlowStore(SpanStore):
 
 
 def _append_concurrently(store: _SlowStore, count: int) -> list[BaseException | None]:
-    from halo_nb.collector import _GroupAppender
-    from halo_nb.otlp import decode_protobuf
+    from halo_nb.ingest.otlp import decode_protobuf
+    from halo_nb.ingest.server import _GroupAppender
 
     appender = _GroupAppender(store)
     batches = [decode_protobuf(protobuf_body([span(f"s{i}")])).span_batch() for i in range(count)]

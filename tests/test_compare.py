@@ -9,16 +9,16 @@ import polars as pl
 import pytest
 
 import halo_nb
-from halo_nb.batch import SpanBatchBuilder
-from halo_nb.span_store import UnknownTraceError
-from halo_nb.trace_diff import compare_traces
+from halo_nb.ingest.frame_builder import SpanFrameBuilder
+from halo_nb.interchange.compare import compare_traces
+from halo_nb.storage.store import UnknownTraceError
 
 KIND_ATTR = "openinference.span.kind"
 
 
 def build(trace_id: str, tree: dict) -> pl.DataFrame:
     """A trace from a nested spec: {"name", "kind", "children", "status", "ms", **attrs}."""
-    b = SpanBatchBuilder()
+    b = SpanFrameBuilder()
     counter = itertools.count(1)
     clock = itertools.count(1_700_000_000_000_000_000, 1_000_000)
 

@@ -14,9 +14,9 @@ from IPython.core.interactiveshell import InteractiveShell
 
 import halo_nb
 from halo_nb import runtime
-from halo_nb.collector import Collector
+from halo_nb.ingest.server import Collector
 
-HAS_SNAPSHOTS = importlib.util.find_spec("halo_nb.snapshot") is not None
+HAS_SNAPSHOTS = importlib.util.find_spec("halo_nb.interchange.snapshot") is not None
 
 
 @pytest.fixture
@@ -141,7 +141,7 @@ def test_help(shell: InteractiveShell, capsys: pytest.CaptureFixture[str]) -> No
     assert "--port" in out and "--host" in out
 
 
-@pytest.mark.skipif(not HAS_SNAPSHOTS, reason="halo_nb.snapshot is not written yet")
+@pytest.mark.skipif(not HAS_SNAPSHOTS, reason="halo_nb.interchange.snapshot is not written yet")
 def test_export_and_import(shell: InteractiveShell, capsys: pytest.CaptureFixture[str],
                            tmp_path: Path) -> None:
     first, second = record_trace("first"), record_trace("second")
@@ -170,7 +170,7 @@ def test_export_and_import(shell: InteractiveShell, capsys: pytest.CaptureFixtur
     _, err = run(shell, f"%halo import {broken}", capsys)
     assert "cut off" in err and len(err.strip().splitlines()) == 1
     _, err = run(shell, f"%halo export ffffffff {tmp_path / 'x.json'}", capsys)
-    assert err.strip() == "%halo export: unknown trace id 'ffffffff'"
+    assert err.strip().startswith("%halo export: no stored trace with id 'ffffffff'")
 
 
 def test_compare(shell: InteractiveShell, capsys: pytest.CaptureFixture[str]) -> None:
@@ -181,7 +181,10 @@ def test_compare(shell: InteractiveShell, capsys: pytest.CaptureFixture[str]) ->
     assert f"A {before}" in out and f"B {after}" in out
     assert "search" in out and "retry" in out and "added" in out
     _, err = run(shell, f"%halo compare {before} 0000", capsys)
-    assert err.strip() == "%halo compare: unknown trace id '0000'"
+    assert err.strip().startswith("%halo compare: no stored trace with id '0000'")
+    _, err = run(shell, f"%halo compare {before} {after[:3]}", capsys)
+    assert err.strip() == (f"%halo compare: trace id prefix {after[:3]!r} is too short: "
+                           "give at least 4 characters of the id")
 
 
 def test_in_a_real_jupyter_kernel(tmp_path: Path) -> None:

@@ -1,7 +1,7 @@
-"""Differential test: the native OTLP decoder (``halo_nb._wire``) against the reference.
+"""Differential test: the native OTLP decoder (``halo_nb.ingest._wire``) against the reference.
 
 The native decoder re-implements the protobuf walk *and* the semconv normalisation of
-``SpanBatchBuilder`` in C for speed. The pure-Python ``decode_protobuf_reference`` stays
+``SpanFrameBuilder`` in C for speed. The pure-Python ``decode_protobuf_reference`` stays
 the single definition of what a request decodes to, so every case here is decoded twice
 and the results must be identical: same frame (values and dtypes), same rejected count,
 same errors, or the same exception type and message. Seeded generators keep it reproducible.
@@ -24,8 +24,13 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from otlp_factory import Pairs, set_value
 from polars.testing import assert_frame_equal
 
-from halo_nb import semconv
-from halo_nb.otlp import DecodeResult, decode_native, decode_protobuf, decode_protobuf_reference
+from halo_nb.ingest import rules
+from halo_nb.ingest.otlp import (
+    DecodeResult,
+    decode_native,
+    decode_protobuf,
+    decode_protobuf_reference,
+)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from workload import request_bodies  # noqa: E402
@@ -39,9 +44,9 @@ EDGE_DOUBLES = (0.0, -0.0, 0.2, 1e20, 1e-5, 1.5e-05, 3.3e-7, 1e16, 1e15, 1.79769
                 5e-324, 2.2250738585072014e-308, 123456789.125, -1.0, 0.1 + 0.2, 1e22, 1e21,
                 9007199254740993.0, math.nan, math.inf, -math.inf)
 EDGE_INTS = (0, 1, -1, 12, 2**31, -(2**31), 2**53 + 1, 2**63 - 1, -(2**63))
-SEMCONV_KEYS = (semconv.MODEL + semconv.TOKENS_IN + semconv.TOKENS_OUT + semconv.TOKENS_TOTAL
-                + semconv.TOOL_NAME + semconv.TOOL_ARGS + semconv.TOOL_RESULT + semconv.INPUT
-                + semconv.OUTPUT + semconv.FINISH_REASON)
+SEMCONV_KEYS = (rules.MODEL + rules.TOKENS_IN + rules.TOKENS_OUT + rules.TOKENS_TOTAL
+                + rules.TOOL_NAME + rules.TOOL_ARGS + rules.TOOL_RESULT + rules.INPUT
+                + rules.OUTPUT + rules.FINISH_REASON)
 KIND_VALUES = ("LLM", "llm", "Tool", "agent", "chain", "retriever", "bogus", "", "CHAT", "chat",
                "execute_tool", "invoke_agent", "embeddings", "workflow", "task", "unknown")
 
@@ -80,13 +85,13 @@ def random_value(rng: random.Random, depth: int = 0) -> Any:
 
 def semconv_value(rng: random.Random, key: str) -> Any:
     """A value for a semconv key, from the spellings agents really send and the odd ones."""
-    if key in semconv.TOKENS_IN + semconv.TOKENS_OUT + semconv.TOKENS_TOTAL:
+    if key in rules.TOKENS_IN + rules.TOKENS_OUT + rules.TOKENS_TOTAL:
         return rng.choice((rng.randrange(0, 10**6), 0, -3, True, False, "12", " 7 ", "x", 1.5,
                            2.9, -0.0, math.nan, math.inf, 1e20, "99999999999999999999", None,
                            [1, 2], Pairs((("a", 1),))))
-    if key in semconv.FINISH_REASON:
+    if key in rules.FINISH_REASON:
         return rng.choice(("stop", ["length", "stop"], [], 3, [7], [None], 1.5))
-    if key in semconv.MODEL + semconv.TOOL_NAME:
+    if key in rules.MODEL + rules.TOOL_NAME:
         return rng.choice(("gpt-4o", "claude-3", "", "é中", 7, True, None))
     return rng.choice((rng.choice(TEXTS), '{"q": "flights"}', 42, 0.5, math.nan, math.inf,
                        ["x", 1, None], Pairs((("k", "v"), ("k", 2))), b"\x00\xff", True))
@@ -100,8 +105,8 @@ def add_attrs(target: Any, items: list[tuple[str, Any]]) -> None:
 
 def random_span_attrs(rng: random.Random) -> list[tuple[str, Any]]:
     items: list[tuple[str, Any]] = []
-    kind_key = rng.choice((semconv.OPENINFERENCE_KIND, semconv.GENAI_OPERATION,
-                           semconv.TRACELOOP_KIND, semconv.HALO_KIND, None))
+    kind_key = rng.choice((rules.OPENINFERENCE_KIND, rules.GENAI_OPERATION,
+                           rules.TRACELOOP_KIND, rules.HALO_KIND, None))
     if kind_key:
         items.append((kind_key, rng.choice(KIND_VALUES + (3, True, None, ["llm"]))))
     for key in rng.sample(SEMCONV_KEYS, rng.randrange(0, 8)):

@@ -14,7 +14,8 @@ import pytest
 AGENT_DIR = Path(__file__).resolve().parents[1] / "examples" / "node_agent"
 NODE = shutil.which("node")
 
-pytestmark = pytest.mark.skipif(NODE is None, reason="node is not installed")
+# The live tier: a real Node.js agent and the OpenTelemetry JS SDK, run as a process.
+pytestmark = [pytest.mark.live, pytest.mark.skipif(NODE is None, reason="node is not installed")]
 
 
 def run_node_agent(collector_url: str, *args: str, env: dict[str, str] | None = None) -> dict:

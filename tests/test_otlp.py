@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 from otlp_factory import json_request, new_span_id, new_trace_id, protobuf_body, span
 
-from halo_nb.otlp import OTLPDecodeError, decode_json, decode_protobuf, decode_request_dict
+from halo_nb.ingest.otlp import OTLPDecodeError, decode_json, decode_protobuf, decode_request_dict
 from halo_nb.schema import SPAN_SCHEMA
 
 

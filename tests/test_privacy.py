@@ -13,7 +13,12 @@ from pathlib import Path
 import pytest
 
 import halo_nb
-from examples.research_agent import LocalModelServer, run_batch
+
+# The sample agent needs halo_nb[examples]; every test here runs it on the local model.
+pytest.importorskip("openai", reason="the sample agent needs halo_nb[examples]")
+pytestmark = pytest.mark.model
+
+from examples.research_agent import LocalModelServer, run_batch  # noqa: E402
 
 AUDITED = ("socket.connect", "socket.bind", "socket.sendto", "socket.sendmsg",
            "socket.getaddrinfo", "socket.gethostbyname", "socket.gethostbyaddr")

@@ -13,13 +13,13 @@ import polars as pl
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from halo_nb.collector import Collector
-from halo_nb.otlp import decode_json, decode_protobuf
-from halo_nb.otlp_encode import any_value, encode_request, request_to_protobuf
-from halo_nb.otlp_replay import ReplayError, replay, split_request, traces_url
+from halo_nb.ingest.otlp import decode_json, decode_protobuf
+from halo_nb.ingest.server import Collector
+from halo_nb.interchange.otlp_encode import any_value, encode_request, request_to_protobuf
+from halo_nb.interchange.replay import ReplayError, replay, split_request, traces_url
+from halo_nb.interchange.snapshot import SnapshotChecksumError, checksum, export_snapshot
 from halo_nb.schema import SPAN_COLUMNS
-from halo_nb.snapshot import SnapshotChecksumError, checksum, export_snapshot
-from halo_nb.span_store import SpanStore
+from halo_nb.storage.store import SpanStore
 
 COMPARED = [c for c in SPAN_COLUMNS if c != "origin"]
 

@@ -11,7 +11,12 @@ import polars as pl
 import pytest
 
 import halo_nb
-from examples.research_agent import (
+
+# The sample agent needs halo_nb[examples]; every test here runs it on the local model.
+pytest.importorskip("openai", reason="the sample agent needs halo_nb[examples]")
+pytestmark = pytest.mark.model
+
+from examples.research_agent import (  # noqa: E402
     QUERIES,
     Endpoint,
     SimulatedSearch,
@@ -19,10 +24,10 @@ from examples.research_agent import (
     endpoint_from_env,
     run_batch,
 )
-from examples.research_agent.protocol import Reply, grammar, parse_reply
-from examples.research_agent.search import query_terms
-from halo_nb.config import load_settings
-from halo_nb.rlm import analyze_frame
+from examples.research_agent.protocol import Reply, grammar, parse_reply  # noqa: E402
+from examples.research_agent.search import query_terms  # noqa: E402
+from halo_nb.config import load_settings  # noqa: E402
+from halo_nb.rlm import analyze_frame  # noqa: E402
 
 BATCH = list(QUERIES[:4])
 

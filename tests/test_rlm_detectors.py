@@ -1,4 +1,4 @@
-"""Each built-in detector on small traces built through SpanBatchBuilder: what it
+"""Each built-in detector on small traces built through SpanFrameBuilder: what it
 catches, what it leaves alone, and that it works in every attribute convention."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ import json
 import pytest
 from test_rlm_support import agent, analyze, build, found, llm, react, tool
 
-from halo_nb.batch import SpanBatchBuilder
-from halo_nb.rlm.corpus import CONVENTIONS, LOOKUP_ORDER, WEB_SEARCH, Node
+from evaluation.corpus import CONVENTIONS, LOOKUP_ORDER, WEB_SEARCH, Node
+from halo_nb.ingest.frame_builder import SpanFrameBuilder
 
 EMPTY_ROUND = (llm("CALL web_search python asyncio"), tool(result="[]"))
 GOOD_ROUND = (llm("CALL web_search python asyncio"), tool())
@@ -101,7 +101,7 @@ def test_hallucinated_tool(convention):
 
 
 def test_declared_tools_as_an_unflattened_openinference_list():
-    builder = SpanBatchBuilder()
+    builder = SpanFrameBuilder()
     tools = [json.dumps(LOOKUP_ORDER), json.dumps(WEB_SEARCH)]
     common = {"trace_id": "ab" * 16, "start_ns": 10**18}
     builder.add(span_id="1" * 16, parent_span_id=None, name="agent", end_ns=10**18 + 10**9,
@@ -245,7 +245,7 @@ def test_failure_words_behind_an_ok_status(convention):
 
 
 def test_failure_words_in_attributes():
-    builder = SpanBatchBuilder()
+    builder = SpanFrameBuilder()
     builder.add(trace_id="cd" * 16, span_id="1" * 16, parent_span_id=None, name="job",
                 start_ns=10**18, end_ns=10**18 + 10**9, status_code=1,
                 attributes={"halo.span.type": "chain", "job.success": False,
@@ -321,7 +321,7 @@ def test_no_content_gives_structural_findings_only(convention):
 
 def test_very_deep_and_very_wide_traces():
     """A 3,000-level chain and a 4,000-call loop: no recursion limit, no quadratic walk."""
-    builder = SpanBatchBuilder()
+    builder = SpanFrameBuilder()
     t0 = 10**18
     for depth in range(3000):
         builder.add(trace_id="d" * 32, span_id=f"{depth + 1:016x}",

@@ -12,11 +12,11 @@ import polars as pl
 import pytest
 from test_rlm_support import agent, analyze, build, found, llm, react, tool
 
-from halo_nb.batch import SpanBatchBuilder
+from evaluation.corpus import generate
+from evaluation.scoring import adjusted_rand_index, purity, report, score
+from halo_nb.ingest.frame_builder import SpanFrameBuilder
 from halo_nb.rlm import Hit, detector, registry, unregister
-from halo_nb.rlm.corpus import generate
 from halo_nb.rlm.result import CLUSTERS_SCHEMA, FINDINGS_SCHEMA, HYPOTHESES_SCHEMA
-from halo_nb.rlm.scoring import adjusted_rand_index, purity, report, score
 
 SEVERITY = pl.Enum(["info", "low", "medium", "high", "critical"])
 S = 1_000_000_000
@@ -27,7 +27,7 @@ def research_agent_runs(n_runs: int, seed: int) -> tuple[pl.DataFrame, int]:
     attributes): web_search returns nothing about half the time and the agent retries the
     same query up to three times. Returns the frame and how many runs retried."""
     rng = random.Random(seed)
-    builder = SpanBatchBuilder()
+    builder = SpanFrameBuilder()
     retried = 0
     for run in range(n_runs):
         trace_id, t = f"{rng.getrandbits(128):032x}", 1_767_225_600 * S + run * 90 * S

@@ -1,5 +1,5 @@
 """Helpers for the RLM engine tests: build traces as Node trees and send them through
-SpanBatchBuilder (the collector's normaliser) in a chosen attribute convention."""
+SpanFrameBuilder (the collector's normaliser) in a chosen attribute convention."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from typing import Any
 
 import polars as pl
 
-from halo_nb.batch import SpanBatchBuilder
+from evaluation.corpus import WEB_SEARCH, Node, add_trace
 from halo_nb.config import Settings
+from halo_nb.ingest.frame_builder import SpanFrameBuilder
 from halo_nb.rlm import AnalysisResult, analyze_frame
-from halo_nb.rlm.corpus import WEB_SEARCH, Node, add_trace
 
 
 def llm(output: str | None = "thinking", tokens_in: int = 500, tokens_out: int = 100,
@@ -37,7 +37,7 @@ def agent(*children: Node, name: str = "research_agent", input: str | None = "qu
 def build(*traces: Node | tuple[Node, dict[str, Any]], convention: str = "openinference",
           content: bool = True) -> pl.DataFrame:
     """A span frame with one trace per root (a root may come with add_trace options)."""
-    builder = SpanBatchBuilder()
+    builder = SpanFrameBuilder()
     for n, item in enumerate(traces):
         root, options = item if isinstance(item, tuple) else (item, {})
         options = {"convention": convention, "content": content, **options}

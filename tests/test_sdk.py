@@ -26,11 +26,11 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 import halo_nb
 from halo_nb import sdk
-from halo_nb.collector import Collector
-from halo_nb.otel_spans import readable_spans_to_frame
-from halo_nb.otlp import decode_protobuf
+from halo_nb.ingest.otel_spans import readable_spans_to_frame
+from halo_nb.ingest.otlp import decode_protobuf
+from halo_nb.ingest.server import Collector
 from halo_nb.sdk import annotate, end_trace, span, start_trace
-from halo_nb.span_store import SpanStore
+from halo_nb.storage.store import SpanStore
 
 
 @pytest.fixture(autouse=True)

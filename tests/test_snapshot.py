@@ -10,11 +10,10 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from halo_nb import snapshot
-from halo_nb.batch import SpanBatchBuilder
-from halo_nb.collector import Collector
-from halo_nb.schema import SPAN_COLUMNS
-from halo_nb.snapshot import (
+from halo_nb.ingest.frame_builder import SpanFrameBuilder
+from halo_nb.ingest.server import Collector
+from halo_nb.interchange import snapshot
+from halo_nb.interchange.snapshot import (
     SnapshotChecksumError,
     SnapshotCorruptError,
     SnapshotError,
@@ -24,7 +23,8 @@ from halo_nb.snapshot import (
     export_snapshot,
     import_snapshot,
 )
-from halo_nb.span_store import SpanStore, UnknownTraceError
+from halo_nb.schema import SPAN_COLUMNS
+from halo_nb.storage.store import SpanStore, UnknownTraceError
 
 TRACE = "0af7651916cd43dd8448eb211c80319c"
 OTHER = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -34,7 +34,7 @@ def exotic_frame() -> pl.DataFrame:
     """Spans with every value shape the frame can hold: nested maps, mixed arrays,
     non-finite and integral doubles, int64 extremes, null values, unicode, trace state,
     an unended span, events, two resources and two scopes."""
-    b = SpanBatchBuilder()
+    b = SpanFrameBuilder()
     resource = {"service.name": "exotic", "host.cores": 2, "weight": 0.5}
     b.add(trace_id=TRACE, span_id="b7ad6b7169203331", parent_span_id=None, name="agent ✓",
           start_ns=1_700_000_000_123_456_789, end_ns=1_700_000_002_987_654_321,
@@ -364,7 +364,7 @@ def test_a_bad_file_is_named_and_imports_nothing(case, store, fresh_store, tmp_p
     store.append(exotic_frame())
     path = export_snapshot(store, None, tmp_path / "bad.json")
     damage(path)
-    keep = SpanBatchBuilder()
+    keep = SpanFrameBuilder()
     keep.add(trace_id="1" * 32, span_id="2" * 16, parent_span_id=None, name="kept",
              start_ns=1, end_ns=2)
     fresh_store.append(keep.build())
@@ -385,3 +385,73 @@ def test_every_snapshot_error_is_a_value_error_naming_the_file(tmp_path, fresh_s
     assert isinstance(info.value, ValueError) and str(path) in str(info.value)
     with pytest.raises(FileNotFoundError):
         import_snapshot(fresh_store, tmp_path / "missing.json")
+
+
+# ---- the checksum is over RFC 8785 canonical JSON, not one library's spelling --------------
+
+def _respell_numbers(text: str) -> str:
+    """Every JSON number as another serialiser might write it: floats with 17 significant
+    digits in exponent form (``1e+20`` as ``1.00000000000000000e+20``)."""
+    import re
+
+    def respell(match: re.Match[str]) -> str:
+        token = match.group(0)
+        return f"{float(token):.17e}" if any(c in token for c in ".eE") else token
+
+    return re.sub(r"(?<![\w\"])-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?(?![\w\"])", respell, text)
+
+
+def test_a_snapshot_verifies_after_another_serialiser_rewrites_it(store, fresh_store, tmp_path):
+    frame = exotic_frame()
+    b = SpanFrameBuilder()
+    b.add(trace_id=OTHER, span_id="1111111111111111", parent_span_id=None, name="numbers",
+          start_ns=1_700_000_000_000_000_000, end_ns=1_700_000_001_000_000_000, status_code=1,
+          attributes={"big": 1e20, "tiny": 1e-7, "third": 1 / 3, "huge": 1.7976931348623157e308,
+                      "cents": 0.1, "whole": 100.0, "exp16": 1e16})
+    store.append(pl.concat([frame, b.build()]))
+    path = export_snapshot(store, None, tmp_path / "numbers.json")
+    assert json.loads(path.read_text())["checksum"].startswith("jcs-sha256:")
+    envelope = json.loads(path.read_text(encoding="utf-8"))
+    # Pretty-printed, keys in reverse order, every float spelled differently.
+    def reverse_keys(value):
+        if isinstance(value, dict):
+            return {k: reverse_keys(value[k]) for k in sorted(value, reverse=True)}
+        if isinstance(value, list):
+            return [reverse_keys(v) for v in value]
+        return value
+    rewritten = _respell_numbers(json.dumps(reverse_keys(envelope), indent=2, ensure_ascii=True))
+    assert "1.00000000000000000e+20" in rewritten
+    other = tmp_path / "rewritten.json"
+    other.write_text(rewritten, encoding="utf-8")
+    import_snapshot(fresh_store, other)
+    numbers = fresh_store.spans().filter(pl.col("span_id") == "1111111111111111")
+    attrs = json.loads(numbers["attributes"][0])
+    assert attrs == {"big": 1e20, "tiny": 1e-7, "third": 1 / 3, "huge": 1.7976931348623157e308,
+                     "cents": 0.1, "whole": 100.0, "exp16": 1e16}
+    # Both decoders spell a float as repr() does, whatever JSON library is installed.
+    assert '"big":1e+20' in numbers["attributes"][0]
+    assert '"tiny":1e-07' in numbers["attributes"][0] and '"whole":100.0' in numbers["attributes"][0]
+
+
+def test_a_changed_value_still_fails_the_canonical_checksum(store, tmp_path):
+    store.append(exotic_frame())
+    path = export_snapshot(store, None, tmp_path / "a.json")
+    envelope = json.loads(path.read_text(encoding="utf-8"))
+    _first_span(envelope)["name"] = "renamed"
+    path.write_text(json.dumps(envelope, indent=2), encoding="utf-8")
+    with pytest.raises(SnapshotChecksumError, match="altered"):
+        snapshot.read_snapshot(path)
+
+
+def test_snapshots_with_the_earlier_sha256_checksum_still_verify(store, fresh_store, tmp_path):
+    import hashlib
+
+    store.append(exotic_frame())
+    path = export_snapshot(store, None, tmp_path / "legacy.json")
+    envelope = json.loads(path.read_text(encoding="utf-8"))
+    compact = json.dumps(envelope["payload"], sort_keys=True, separators=(",", ":"),
+                         ensure_ascii=False).encode()
+    envelope["checksum"] = "sha256:" + hashlib.sha256(compact).hexdigest()
+    path.write_text(json.dumps(envelope), encoding="utf-8")
+    import_snapshot(fresh_store, path)
+    assert len(fresh_store) == len(exotic_frame())

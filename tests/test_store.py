@@ -12,13 +12,13 @@ import pyarrow.parquet as pq
 import pytest
 from otlp_factory import new_span_id, new_trace_id, protobuf_body, span
 
-from halo_nb.otlp import decode_protobuf
+from halo_nb.ingest.otlp import decode_protobuf
+from halo_nb.ingest.span_batch import SpanBatch
 from halo_nb.schema import SPAN_SCHEMA
-from halo_nb.span_batch import SpanBatch
-from halo_nb.span_store import SpanStore, UnknownTraceError
+from halo_nb.storage.store import SpanStore, UnknownTraceError
 
-store_module = importlib.import_module("halo_nb.span_store")
-span_batch = importlib.import_module("halo_nb.span_batch")
+store_module = importlib.import_module("halo_nb.storage.store")
+span_batch = importlib.import_module("halo_nb.ingest.span_batch")
 DAY_NS = 86_400 * 10**9
 
 
@@ -336,7 +336,7 @@ def test_key_collisions_never_drop_distinct_spans(
 
 
 def test_trace_table_updates_incrementally_like_a_full_summary(memory_store: SpanStore) -> None:
-    from halo_nb.traces_summary import summarise_traces
+    from halo_nb.storage.traces_summary import summarise_traces
 
     traces = [agent_trace(ended=False) for _ in range(12)]
     for spans in traces:

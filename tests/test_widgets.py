@@ -16,9 +16,9 @@ import pytest
 from browser.corpus import MS, agent_trace, agent_traces, trace_id_of
 
 import halo_nb
-from halo_nb.batch import SpanBatchBuilder
+from halo_nb.ingest.frame_builder import SpanFrameBuilder
 from halo_nb.rlm import analyze_frame
-from halo_nb.span_store import SpanStore, UnknownTraceError
+from halo_nb.storage.store import SpanStore, UnknownTraceError
 from halo_nb.widgets import Clusters, Dashboard, Insights, TraceList, Waterfall
 from halo_nb.widgets.arrow import frame_to_ipc
 from halo_nb.widgets.charts import chart_figures
@@ -81,7 +81,7 @@ def test_trace_feed_sends_only_changed_rows(store: SpanStore) -> None:
     content, [full] = feed.full(store.traces())
     assert content["mode"] == "replace" and decode(full).num_rows == 12
     assert feed.changes(store.traces()) is None
-    builder = SpanBatchBuilder()
+    builder = SpanFrameBuilder()
     new_id = agent_trace(builder, 500)
     store.append(builder.build())
     content, [upsert] = feed.changes(store.traces())
@@ -161,7 +161,7 @@ def test_live_updates_are_coalesced_and_stop_after_close(store: SpanStore) -> No
 
     def ingest() -> None:
         for n in range(100, 140):
-            builder = SpanBatchBuilder()
+            builder = SpanFrameBuilder()
             agent_trace(builder, n)
             store.append(builder.build())
             time.sleep(0.01)
@@ -190,7 +190,7 @@ def test_live_updates_are_coalesced_and_stop_after_close(store: SpanStore) -> No
     assert content["keep"] and decode(rows).num_rows == 6
     widget.close()
     count = len(sent.messages)
-    builder = SpanBatchBuilder()
+    builder = SpanFrameBuilder()
     agent_trace(builder, 900)
     store.append(builder.build())
     time.sleep(0.6)

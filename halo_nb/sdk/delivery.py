@@ -20,7 +20,7 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, Tracer, T
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from .. import runtime
-from ..otel_spans import readable_spans_to_frame
+from ..ingest.otel_spans import readable_spans_to_frame
 
 TRACER_NAME = "halo_nb.sdk"
 DEFAULT_SERVICE_NAME = "agent"

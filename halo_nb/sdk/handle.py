@@ -11,7 +11,7 @@ from typing import Any
 from opentelemetry import trace as otel_trace
 from opentelemetry.trace import Status, StatusCode
 
-from .. import semconv
+from ..ingest import rules
 from ..schema import KINDS
 from .values import to_attribute, to_text
 
@@ -41,9 +41,9 @@ def otel_kind(span_type: str) -> otel_trace.SpanKind:
 
 
 def type_attributes(span_type: str) -> dict[str, str]:
-    attrs = {semconv.OPENINFERENCE_KIND: span_type.upper(), semconv.HALO_KIND: span_type}
+    attrs = {rules.OPENINFERENCE_KIND: span_type.upper(), rules.HALO_KIND: span_type}
     if span_type in GENAI_OPERATIONS:
-        attrs[semconv.GENAI_OPERATION] = GENAI_OPERATIONS[span_type]
+        attrs[rules.GENAI_OPERATION] = GENAI_OPERATIONS[span_type]
     return attrs
 
 
@@ -162,7 +162,7 @@ class SpanHandle:
             return self
         for key, value in merged.items():
             if value is not None:
-                self._span.set_attribute(semconv.HALO_METADATA_PREFIX + key, to_attribute(value))
+                self._span.set_attribute(rules.HALO_METADATA_PREFIX + key, to_attribute(value))
         previous = _existing_json(self._span, "metadata")
         self._span.set_attribute("metadata", to_text({**previous, **merged}))
         return self
@@ -180,7 +180,7 @@ class SpanHandle:
         if not values:
             return self
         converted = {key: to_attribute(value) for key, value in values.items() if value is not None}
-        self._span.add_event(semconv.HALO_ANNOTATION_EVENT, converted)
+        self._span.add_event(rules.HALO_ANNOTATION_EVENT, converted)
         for key, value in converted.items():
             self._span.set_attribute(f"halo.annotation.{key}", value)
         return self

@@ -15,7 +15,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace as otel_trace
 from opentelemetry.context import Context
 
-from .. import semconv
+from ..ingest import rules
 from . import delivery
 from .handle import SpanHandle, check_type, otel_kind, type_attributes
 from .traces import Trace, current_trace
@@ -240,7 +240,7 @@ def current_span() -> SpanHandle | None:
     """The span new work would nest under: the current span, else the only open trace's root."""
     current = otel_trace.get_current_span()
     if current.is_recording():
-        span_type = (getattr(current, "attributes", None) or {}).get(semconv.HALO_KIND, "unknown")
+        span_type = (getattr(current, "attributes", None) or {}).get(rules.HALO_KIND, "unknown")
         return SpanHandle(current, str(span_type))
     trace = current_trace()
     return trace.root if trace is not None and not trace.root.ended else None

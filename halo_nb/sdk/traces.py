@@ -17,7 +17,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace as otel_trace
 from opentelemetry.context import Context
 
-from .. import semconv
+from ..ingest import rules
 from . import delivery
 from .handle import SpanHandle, check_type, otel_kind, type_attributes
 
@@ -120,7 +120,7 @@ def end_trace(trace: Trace | None = None, output: Any = None,
         root.set_output(output)
     if error is not None and not isinstance(error, BaseException):
         root.set_error(str(error))
-    root.set_attributes({semconv.HALO_TRACE_ENDED: True})
+    root.set_attributes({rules.HALO_TRACE_ENDED: True})
     trace._ended = True
     with _open_lock:
         _open_traces.pop(trace.trace_id, None)

@@ -13,7 +13,7 @@ from typing import Any
 
 import polars as pl
 
-from ..semconv import HALO_ANNOTATION_EVENT as ANNOTATION_EVENT
+from ..ingest.rules import HALO_ANNOTATION_EVENT as ANNOTATION_EVENT
 from .arrow import frame_to_ipc
 
 Message = tuple[dict[str, Any], list[bytes]]

@@ -1,5 +1,5 @@
 """Agent-shaped span data for the widget tests and benchmarks, built through the same
-SpanBatchBuilder every decoder uses (so the frames carry the real schema and derivations)."""
+SpanFrameBuilder every decoder uses (so the frames carry the real schema and derivations)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import time
 
 import polars as pl
 
-from halo_nb.batch import SpanBatchBuilder
+from halo_nb.ingest.frame_builder import SpanFrameBuilder
 
 MS = 1_000_000
 # Recent enough that the store's retention (days) never drops the corpus mid-test.
@@ -25,7 +25,7 @@ def span_id_of(trace: int, n: int) -> str:
     return hashlib.blake2b(f"span-{trace}-{n}".encode(), digest_size=8).hexdigest()
 
 
-def agent_trace(builder: SpanBatchBuilder, n: int, *, failing: bool = False,
+def agent_trace(builder: SpanFrameBuilder, n: int, *, failing: bool = False,
                 start_ns: int | None = None, question: str = "Where is my order #1234?") -> str:
     """One support-agent run: plan (LLM) → tools → answer (LLM). A failing run's
     ``lookup_order`` tool errors three times with the same arguments, then gives up."""
@@ -90,7 +90,7 @@ def agent_trace(builder: SpanBatchBuilder, n: int, *, failing: bool = False,
 
 
 def agent_traces(count: int, failing_every: int = 3, first: int = 1) -> pl.DataFrame:
-    builder = SpanBatchBuilder()
+    builder = SpanFrameBuilder()
     for n in range(first, first + count):
         agent_trace(builder, n, failing=(n % failing_every == 0))
     return builder.build()
@@ -100,7 +100,7 @@ def wide_trace(span_count: int, n: int = 900_000, seed: int = 7) -> pl.DataFrame
     """One trace of ``span_count`` spans: an agent loop of steps, each with an LLM call and
     tool calls, nested a few levels deep; a few spans error."""
     rng = random.Random(seed)
-    builder = SpanBatchBuilder()
+    builder = SpanFrameBuilder()
     trace_id = trace_id_of(n)
     t0 = BASE_NS
     root = span_id_of(n, 0)

@@ -13,7 +13,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from halo_nb.otlp_encode import encode_request, request_to_protobuf
+from halo_nb.interchange.otlp_encode import encode_request, request_to_protobuf
 
 from .corpus import agent_traces, wide_trace
 from .lab import Lab, Notebook, screenshot

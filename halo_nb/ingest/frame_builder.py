@@ -1,22 +1,25 @@
 """Decoded spans → one columnar batch with the span-frame schema.
 
 Every decoder (OTLP protobuf, OTLP JSON, snapshot import, test corpora) hands each
-span to a ``SpanBatchBuilder`` as plain Python values; the builder derives the
-frame's columns through ``semconv`` so there is one normalisation path.
+span to a ``SpanFrameBuilder`` as plain Python values; the builder derives the
+frame's columns through the attribute rulebook (``rules``), so there is one
+normalisation path. It builds a Polars DataFrame; the collector's native path hands the
+store a ``SpanBatch`` (``span_batch.py``) instead.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
 import polars as pl
 
-from . import semconv
-from .schema import SPAN_COLUMNS, SPAN_SCHEMA
-from .semconv import as_int, as_text, first
+from ..schema import SPAN_COLUMNS, SPAN_SCHEMA
+from . import rules
+from .rules import as_int, as_text, first
 
 STATUS_NAMES = {0: "unset", 1: "ok", 2: "error"}
 _STATUSES = frozenset(STATUS_NAMES.values())
@@ -24,15 +27,40 @@ _EMPTY_LIST_JSON = "[]"
 
 
 def _dumps(value: Any) -> str:
-    """Compact JSON text, non-ASCII kept as is (orjson when the value allows it)."""
-    try:
-        return orjson.dumps(value).decode()
-    except (TypeError, orjson.JSONEncodeError):
-        # Big ints, lone surrogates, non-str keys: the standard encoder handles them.
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+    """Compact JSON text in the canonical form both decoders write (_wire.c, "Numbers"):
+    json.dumps's, floats as repr() spells them, a non-finite float as null. orjson writes
+    the same for values without floats and is faster; floats always take the standard
+    encoder, so no orjson version can change a byte."""
+    if not _has_float(value):
+        try:
+            return orjson.dumps(value).decode()
+        except (TypeError, orjson.JSONEncodeError):
+            pass  # big ints, lone surrogates, non-str keys: the standard encoder takes them
+    return json.dumps(_finite(value), separators=(",", ":"), ensure_ascii=False, default=str)
 
 
-class SpanBatchBuilder:
+def _has_float(value: Any) -> bool:
+    if type(value) is float:
+        return True
+    if isinstance(value, Mapping):
+        return any(_has_float(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(_has_float(v) for v in value)
+    return False
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with NaN and infinities as None (JSON has no spelling for them)."""
+    if type(value) is float:
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+class SpanFrameBuilder:
     """Accumulates spans as rows of column values; ``build()`` returns the frame."""
 
     def __init__(self) -> None:
@@ -74,26 +102,26 @@ class SpanBatchBuilder:
             res = resource or {}
             self._resource = resource
             self._resource_json = _dumps(dict(res))
-            self._service = as_text(res.get(semconv.SERVICE_NAME))
-        kind = semconv.span_kind(attrs)
+            self._service = as_text(res.get(rules.SERVICE_NAME))
+        kind = rules.span_kind(attrs)
         status = status_code if isinstance(status_code, str) else STATUS_NAMES.get(status_code)
         if status not in _STATUSES:
             raise ValueError(f"status: unknown status code {status_code!r}")
         message = status_message or None
         if message is None and events:
             message = _exception_message(events)
-        tokens_in = as_int(first(attrs, semconv.TOKENS_IN))
-        tokens_out = as_int(first(attrs, semconv.TOKENS_OUT))
-        tokens_total = as_int(first(attrs, semconv.TOKENS_TOTAL))
+        tokens_in = as_int(first(attrs, rules.TOKENS_IN))
+        tokens_out = as_int(first(attrs, rules.TOKENS_OUT))
+        tokens_total = as_int(first(attrs, rules.TOKENS_TOTAL))
         if tokens_total is None and (tokens_in is not None or tokens_out is not None):
-            tokens_total = semconv.add_counts(tokens_in, tokens_out)
-        tool_args = first(attrs, semconv.TOOL_ARGS)
-        tool_result = first(attrs, semconv.TOOL_RESULT)
+            tokens_total = rules.add_counts(tokens_in, tokens_out)
+        tool_args = first(attrs, rules.TOOL_ARGS)
+        tool_result = first(attrs, rules.TOOL_RESULT)
         if kind == "tool":
             if tool_args is None:
-                tool_args = attrs.get(semconv.TOOL_ARGS_FALLBACK)
+                tool_args = attrs.get(rules.TOOL_ARGS_FALLBACK)
             if tool_result is None:
-                tool_result = attrs.get(semconv.TOOL_RESULT_FALLBACK)
+                tool_result = attrs.get(rules.TOOL_RESULT_FALLBACK)
         end = end_ns or None
         self._rows.append((
             trace_id,
@@ -107,16 +135,16 @@ class SpanBatchBuilder:
             status,
             message,
             self._service,
-            as_text(first(attrs, semconv.MODEL)),
+            as_text(first(attrs, rules.MODEL)),
             tokens_in,
             tokens_out,
             tokens_total,
-            as_text(first(attrs, semconv.TOOL_NAME)),
+            as_text(first(attrs, rules.TOOL_NAME)),
             as_text(tool_args),
             as_text(tool_result),
-            as_text(first(attrs, semconv.INPUT)),
-            as_text(first(attrs, semconv.OUTPUT)),
-            semconv.finish_reason(attrs),
+            as_text(first(attrs, rules.INPUT)),
+            as_text(first(attrs, rules.OUTPUT)),
+            rules.finish_reason(attrs),
             _dumps(attrs if type(attrs) is dict else dict(attrs)),
             _dumps([dict(e) for e in events]) if events else _EMPTY_LIST_JSON,
             _dumps([dict(link) for link in links]) if links else _EMPTY_LIST_JSON,
@@ -138,12 +166,12 @@ class SpanBatchBuilder:
 
 def _exception_message(events: Sequence[Mapping[str, Any]]) -> str | None:
     for event in events:
-        if event.get("name") == semconv.EXCEPTION_EVENT:
+        if event.get("name") == rules.EXCEPTION_EVENT:
             attrs = event.get("attributes") or {}
-            message = attrs.get(semconv.EXCEPTION_MESSAGE)
+            message = attrs.get(rules.EXCEPTION_MESSAGE)
             if message is not None:
                 return str(message)
-            kind = attrs.get(semconv.EXCEPTION_TYPE)
+            kind = attrs.get(rules.EXCEPTION_TYPE)
             if kind is not None:
                 return str(kind)
     return None

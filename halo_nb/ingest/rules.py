@@ -1,5 +1,7 @@
-"""Attribute-name tables: how OpenInference, OTel GenAI, Traceloop and the halo SDK
-spell the fields of the span frame. One place, so every decoder agrees."""
+"""The attribute rulebook: how OpenInference, OTel GenAI, Traceloop and the halo SDK spell
+the fields of the span frame, as data. Both decoders read these tables (the Python
+reference directly, the native one through ``otlp._native_tables``), so a new alias or
+convention is one edit here (docs/architecture.md, "Adding an attribute alias")."""
 
 from __future__ import annotations
 
@@ -7,9 +9,9 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from .schema import KINDS
+from ..schema import KINDS
 
-# Kind sources, tried in this order (ARCHITECTURE.md).
+# Kind sources, tried in the order of KIND_SOURCES below (docs/architecture.md).
 OPENINFERENCE_KIND = "openinference.span.kind"
 GENAI_OPERATION = "gen_ai.operation.name"
 TRACELOOP_KIND = "traceloop.span.kind"
@@ -32,6 +34,16 @@ TRACELOOP_KINDS = {
     "tool": "tool",
     "llm": "llm",
 }
+
+# Each kind source: an attribute and how its (lower-cased) value maps to a frame kind;
+# None maps a value that is itself a frame kind to that kind. The first that maps wins;
+# then a model attribute means "llm"; else "unknown".
+KIND_SOURCES: tuple[tuple[str, Mapping[str, str] | None], ...] = (
+    (OPENINFERENCE_KIND, None),
+    (GENAI_OPERATION, GENAI_OPERATION_KINDS),
+    (TRACELOOP_KIND, TRACELOOP_KINDS),
+    (HALO_KIND, None),
+)
 
 MODEL = ("gen_ai.request.model", "llm.model_name", "gen_ai.response.model")
 TOKENS_IN = ("gen_ai.usage.input_tokens", "llm.token_count.prompt", "gen_ai.usage.prompt_tokens")
@@ -74,19 +86,15 @@ def first(attrs: Mapping[str, Any], keys: tuple[str, ...]) -> Any:
 
 
 def span_kind(attrs: Mapping[str, Any]) -> str:
-    """The frame's kind for a span, from its attributes, in the documented order."""
-    value = attrs.get(OPENINFERENCE_KIND)
-    if isinstance(value, str) and value.lower() in _KINDS:
-        return value.lower()
-    value = attrs.get(GENAI_OPERATION)
-    if isinstance(value, str) and value.lower() in GENAI_OPERATION_KINDS:
-        return GENAI_OPERATION_KINDS[value.lower()]
-    value = attrs.get(TRACELOOP_KIND)
-    if isinstance(value, str) and value.lower() in TRACELOOP_KINDS:
-        return TRACELOOP_KINDS[value.lower()]
-    value = attrs.get(HALO_KIND)
-    if isinstance(value, str) and value.lower() in _KINDS:
-        return value.lower()
+    """The frame's kind for a span, from its attributes, by KIND_SOURCES in order."""
+    for key, mapping in KIND_SOURCES:
+        value = attrs.get(key)
+        if not isinstance(value, str):
+            continue
+        value = value.lower()
+        kind = value if mapping is None and value in _KINDS else (mapping or {}).get(value)
+        if kind is not None:
+            return kind
     if first(attrs, MODEL) is not None:
         return "llm"
     return "unknown"

@@ -4,9 +4,9 @@
  * writes every column of the span frame as Arrow buffers, and runs without the GIL, so
  * request threads decode on every core while the kernel's main thread stays free.
  *
- * halo_nb.otlp.decode_protobuf_reference (Python, through batch.SpanBatchBuilder) is the
+ * halo_nb.ingest.otlp.decode_protobuf_reference (Python, through frame_builder.SpanFrameBuilder) is the
  * definition of the frame; this is a faster implementation of the same rules, with the
- * attribute-name tables handed over from halo_nb.semconv by configure(), and held equal
+ * attribute-name tables handed over from halo_nb.ingest.rules by configure(), and held equal
  * to the reference by tests/test_native_decoder.py. Anything outside the common path
  * (malformed or truncated bodies, invalid UTF-8, rejected spans, merged sub-messages,
  * non-integer token counts, ...) makes decode() return None: the reference decoder then
@@ -453,10 +453,14 @@ static int kv_get(const kvstack_t *s, size_t base, size_t end, const char *key, 
 
 /* ---- JSON ------------------------------------------------------------------------------ */
 
-/* Attributes, events and links are written as orjson writes them; text columns holding
-   a non-string value as json.dumps(separators=(",", ":"), ensure_ascii=False) does. They
-   differ only in how a float is spelled. */
-enum { JSON_ORJSON, JSON_PYTHON };
+/* The one canonical JSON text (docs/architecture.md, "Numbers"): what
+   json.dumps(separators=(",", ":"), ensure_ascii=False) writes, a float as Python's
+   repr() spells it (shortest round-trip digits; exponent form below 1e-4 and from 1e16,
+   as "1e-05", "1e+16"). Attributes, events and links are JSON documents, so a non-finite
+   float is null there (JSON_STRICT); a text column holding a non-string value keeps
+   NaN/Infinity as json.dumps spells them (JSON_PYTHON). The Python reference
+   (ingest/frame_builder.py) writes the same, whatever JSON library is installed. */
+enum { JSON_STRICT, JSON_PYTHON };
 
 /* Whether any of the 8 bytes is a control character, '"' or '\\'. */
 static inline int needs_escape(uint64_t w) {
@@ -535,7 +539,7 @@ static int put_int(buf_t *out, int64_t v) {
     return put_uint(out, -(uint64_t)v);
 }
 
-/* The shortest digits that read back as `d` (what repr() and orjson both print), and
+/* The shortest digits that read back as `d` (what repr() prints), and
    the decimal exponent of the first digit. A normal double that reads back from 15
    digits reads back from those 15 with trailing zeros dropped, and no shorter string
    does, so three tries suffice; subnormals have fewer digits and are searched fully. */
@@ -558,7 +562,7 @@ static void shortest_digits(double d, char *digits, int *ndigits, int *exponent)
 
 static int json_double(buf_t *out, double d, int mode) {
     if (isnan(d) || isinf(d)) {
-        if (mode == JSON_ORJSON) MEM(buf_str(out, "null"));
+        if (mode == JSON_STRICT) MEM(buf_str(out, "null"));
         else MEM(buf_str(out, isnan(d) ? "NaN" : (d > 0 ? "Infinity" : "-Infinity")));
         return OK;
     }
@@ -571,8 +575,7 @@ static int json_double(buf_t *out, double d, int mode) {
     char digits[24];
     int n, e;
     shortest_digits(d, digits, &n, &e);
-    int fixed_from = mode == JSON_ORJSON ? -5 : -4;
-    if (e >= fixed_from && e < 16) {
+    if (e >= -4 && e < 16) {
         if (e < 0) {
             MEM(buf_str(out, "0."));
             for (int k = -1; k > e; k--) MEM(buf_char(out, '0'));
@@ -594,9 +597,7 @@ static int json_double(buf_t *out, double d, int mode) {
         MEM(buf_put(out, digits + 1, (size_t)n - 1));
     }
     char tmp[12];
-    int len = mode == JSON_ORJSON ? snprintf(tmp, sizeof tmp, "e%d", e)
-                                  : snprintf(tmp, sizeof tmp, "e%c%02d", e < 0 ? '-' : '+',
-                                             e < 0 ? -e : e);
+    int len = snprintf(tmp, sizeof tmp, "e%c%02d", e < 0 ? '-' : '+', e < 0 ? -e : e);
     MEM(buf_put(out, tmp, (size_t)len));
     return OK;
 }
@@ -698,7 +699,7 @@ static int put_hex(buf_t *out, bytes_t b) {
     return OK;
 }
 
-/* ---- the semconv tables (from halo_nb.semconv, via configure()) ----------------------- */
+/* ---- the semconv tables (from halo_nb.ingest.rules, via configure()) ----------------------- */
 
 typedef struct {
     char *s;
@@ -880,7 +881,7 @@ static int f64_put(decoder_t *d, int col, double v, int valid) {
     return col_valid_bit(&d->cols[col], d->rows, valid);
 }
 
-/* ---- normalisation (batch.SpanBatchBuilder.add, in C) --------------------------------- */
+/* ---- normalisation (frame_builder.SpanFrameBuilder.add, in C) --------------------------------- */
 
 /* semconv.first(attrs, keys). */
 static int first_of(decoder_t *d, size_t n, int table, value_t *v) {
@@ -1060,7 +1061,7 @@ static int span_events(decoder_t *d, const bytes_t *events, size_t count, value_
         MEM(buf_str(out, ",\"time_ns\":"));
         TRY(put_uint(out, time_ns));
         MEM(buf_str(out, ",\"attributes\":"));
-        TRY(json_kvs(out, &d->kvs, base, d->kvs.len, JSON_ORJSON, 0));
+        TRY(json_kvs(out, &d->kvs, base, d->kvs.len, JSON_STRICT, 0));
         MEM(buf_char(out, '}'));
         if (exception->type == V_NONE && names_equal(name, &T.names[N_EXCEPTION_EVENT])) {
             const name_t *msg = &T.names[N_EXCEPTION_MESSAGE], *type = &T.names[N_EXCEPTION_TYPE];
@@ -1104,7 +1105,7 @@ static int span_links(decoder_t *d, const bytes_t *links, size_t count) {
         MEM(buf_str(out, "\",\"trace_state\":"));
         TRY(json_string(out, state.p, state.len));
         MEM(buf_str(out, ",\"attributes\":"));
-        TRY(json_kvs(out, &d->kvs, base, d->kvs.len, JSON_ORJSON, 0));
+        TRY(json_kvs(out, &d->kvs, base, d->kvs.len, JSON_STRICT, 0));
         MEM(buf_char(out, '}'));
         d->kvs.len = base;
     }
@@ -1288,7 +1289,7 @@ static int decode_span(decoder_t *d, bytes_t msg, const resource_t *res, const s
     if (v.type == V_NONE) TRY(str_null(d, C_FINISH_REASON));
     else TRY(put_str_of(d, C_FINISH_REASON, &v));
 
-    TRY(json_kvs(&d->cols[C_ATTRIBUTES].data, kvs, 0, n, JSON_ORJSON, 0));
+    TRY(json_kvs(&d->cols[C_ATTRIBUTES].data, kvs, 0, n, JSON_STRICT, 0));
     TRY(str_end(d, C_ATTRIBUTES, 1));
     TRY(span_links(d, links->items, links->len));
 
@@ -1370,7 +1371,7 @@ static int decode_resource_spans(decoder_t *d, bytes_t msg, list_t *scopes, list
     int rc = push_kvs(&res.kvs, resource, 1);
     buf_t *json = &d->scratch;
     json->len = 0;
-    if (rc == OK) rc = json_kvs(json, &res.kvs, 0, res.kvs.len, JSON_ORJSON, 0);
+    if (rc == OK) rc = json_kvs(json, &res.kvs, 0, res.kvs.len, JSON_STRICT, 0);
     if (rc == OK) {
         const name_t *key = &T.names[N_SERVICE_NAME];
         rc = kv_get(&res.kvs, 0, res.kvs.len, key->s, key->len, &res.service);
@@ -1443,7 +1444,7 @@ static PyBufferProcs owned_as_buffer = {owned_getbuffer, NULL};
 
 static PyTypeObject OwnedBufferType = {
     PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "halo_nb._wire.Buffer",
+    .tp_name = "halo_nb.ingest._wire.Buffer",
     .tp_basicsize = sizeof(OwnedBuffer),
     .tp_dealloc = owned_dealloc,
     .tp_as_buffer = &owned_as_buffer,
@@ -1545,7 +1546,7 @@ PyDoc_STRVAR(decode_doc,
 static PyObject *wire_decode(PyObject *self, PyObject *arg) {
     (void)self;
     if (!T.ready) {
-        PyErr_SetString(PyExc_RuntimeError, "halo_nb._wire.configure() was not called");
+        PyErr_SetString(PyExc_RuntimeError, "halo_nb.ingest._wire.configure() was not called");
         return NULL;
     }
     Py_buffer view;
@@ -1657,7 +1658,7 @@ static int kind_codes_of(PyObject *seq, uint8_t **out) {
 
 PyDoc_STRVAR(configure_doc,
 "configure(tables) -> None\n\n"
-"Hands over the attribute-name tables (see halo_nb.otlp._native_tables). Call once,\n"
+"Hands over the attribute-name tables (see halo_nb.ingest.otlp._native_tables). Call once,\n"
 "before any decode().");
 
 static PyObject *wire_configure(PyObject *self, PyObject *tables) {
@@ -1724,7 +1725,7 @@ static PyMethodDef methods[] = {
 };
 
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "halo_nb._wire",
+    PyModuleDef_HEAD_INIT, "halo_nb.ingest._wire",
     "OTLP protobuf trace requests to span-frame columns, natively (see _wire.c).", -1, methods,
     NULL, NULL, NULL, NULL,
 };

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import polars as pl
 import pyarrow as pa
 
-from .schema import SPAN_SCHEMA
+from ..schema import SPAN_SCHEMA
 
 
 @dataclass(eq=False)

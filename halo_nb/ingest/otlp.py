@@ -1,4 +1,4 @@
-"""OTLP trace requests (protobuf or JSON) → one span frame, through SpanBatchBuilder.
+"""OTLP trace requests (protobuf or JSON) → one span frame, through SpanFrameBuilder.
 
 Public functions:
 
@@ -39,10 +39,10 @@ import pyarrow as pa
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from . import _wire, semconv
-from .batch import STATUS_NAMES, SpanBatchBuilder
-from .schema import KINDS, SPAN_COLUMNS, STATUSES, empty_spans
-from .semconv import INT64_MAX
+from ..schema import KINDS, SPAN_COLUMNS, STATUSES, empty_spans
+from . import _wire, rules
+from .frame_builder import STATUS_NAMES, SpanFrameBuilder
+from .rules import INT64_MAX
 from .span_batch import SpanBatch, frame_of
 
 OTEL_KINDS = ("unspecified", "internal", "server", "client", "producer", "consumer")
@@ -153,39 +153,35 @@ def _native_schema() -> pa.Schema:
 
 
 def _native_tables() -> dict[str, Any]:
-    """semconv's tables in the form ``_wire.configure`` takes: the native decoder has no
+    """The rulebook's tables in the form ``_wire.configure`` takes: the native decoder has no
     attribute names of its own. Kinds go as codes, their index in the frame's Enum."""
     code = KINDS.index
     identity = {kind: code(kind) for kind in KINDS}
     return {
         "kind_sources": [
-            (semconv.OPENINFERENCE_KIND, identity),
-            (semconv.GENAI_OPERATION,
-             {value: code(kind) for value, kind in semconv.GENAI_OPERATION_KINDS.items()}),
-            (semconv.TRACELOOP_KIND,
-             {value: code(kind) for value, kind in semconv.TRACELOOP_KINDS.items()}),
-            (semconv.HALO_KIND, identity),
-        ],
+            (key, identity if mapping is None
+             else {value: code(kind) for value, kind in mapping.items()})
+            for key, mapping in rules.KIND_SOURCES],
         "kind_if_model": code("llm"),
         "kind_default": code("unknown"),
         "tool_kind": code("tool"),
         "otel_kinds": OTEL_KINDS,
-        "model": semconv.MODEL,
-        "tokens_in": semconv.TOKENS_IN,
-        "tokens_out": semconv.TOKENS_OUT,
-        "tokens_total": semconv.TOKENS_TOTAL,
-        "tool_name": semconv.TOOL_NAME,
-        "tool_args": semconv.TOOL_ARGS,
-        "tool_result": semconv.TOOL_RESULT,
-        "input": semconv.INPUT,
-        "output": semconv.OUTPUT,
-        "finish_reason": semconv.FINISH_REASON,
-        "service_name": semconv.SERVICE_NAME,
-        "tool_args_fallback": semconv.TOOL_ARGS_FALLBACK,
-        "tool_result_fallback": semconv.TOOL_RESULT_FALLBACK,
-        "exception_event": semconv.EXCEPTION_EVENT,
-        "exception_message": semconv.EXCEPTION_MESSAGE,
-        "exception_type": semconv.EXCEPTION_TYPE,
+        "model": rules.MODEL,
+        "tokens_in": rules.TOKENS_IN,
+        "tokens_out": rules.TOKENS_OUT,
+        "tokens_total": rules.TOKENS_TOTAL,
+        "tool_name": rules.TOOL_NAME,
+        "tool_args": rules.TOOL_ARGS,
+        "tool_result": rules.TOOL_RESULT,
+        "input": rules.INPUT,
+        "output": rules.OUTPUT,
+        "finish_reason": rules.FINISH_REASON,
+        "service_name": rules.SERVICE_NAME,
+        "tool_args_fallback": rules.TOOL_ARGS_FALLBACK,
+        "tool_result_fallback": rules.TOOL_RESULT_FALLBACK,
+        "exception_event": rules.EXCEPTION_EVENT,
+        "exception_message": rules.EXCEPTION_MESSAGE,
+        "exception_type": rules.EXCEPTION_TYPE,
     }
 
 
@@ -200,14 +196,14 @@ _NATIVE_SCHEMA = _native_schema()
 
 def decode_protobuf_reference(body: bytes, origin: str | None = None) -> DecodeResult:
     """Decode an OTLP/HTTP protobuf ``ExportTraceServiceRequest`` in Python, through
-    ``SpanBatchBuilder``: the definition the native decoder is held to."""
+    ``SpanFrameBuilder``: the definition the native decoder is held to."""
     request = ExportTraceServiceRequest()
     try:
         request.ParseFromString(body)
     except DecodeError as exc:
         raise OTLPDecodeError(
             f"body is not a valid protobuf ExportTraceServiceRequest ({exc})") from None
-    builder = SpanBatchBuilder()
+    builder = SpanFrameBuilder()
     add = builder.add
     errors: list[str] = []
     for r, resource_spans in enumerate(request.resource_spans):
@@ -326,7 +322,7 @@ def decode_json(body: bytes | str | Mapping[str, Any], origin: str | None = None
         raise OTLPDecodeError(
             f"body must be a JSON object (ExportTraceServiceRequest), got {_type(request)}")
     resource_spans_list = _list(request, "resourceSpans", "resource_spans", "")
-    builder = SpanBatchBuilder()
+    builder = SpanFrameBuilder()
     errors: list[str] = []
     for r, resource_spans in enumerate(resource_spans_list):
         where_r = f"resourceSpans[{r}]"

@@ -24,11 +24,11 @@ from typing import Any, Literal
 
 import polars as pl
 
-from .config import Settings, load_settings
-from .rlm import AnalysisResult, analyze_frame
-from .rlm.registry import SEVERITIES
+from ..config import Settings, load_settings
+from ..rlm import AnalysisResult, analyze_frame
+from ..rlm.registry import SEVERITIES
+from ..storage.store import SpanStore
 from .snapshot import import_snapshot
-from .span_store import SpanStore
 
 Status = Literal["new", "grown", "unchanged", "shrunk", "gone"]
 DEFAULT_MAX_GROWTH = 0.1

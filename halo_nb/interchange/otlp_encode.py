@@ -24,7 +24,7 @@ import orjson
 import polars as pl
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from .batch import _exception_message
+from ..ingest.frame_builder import _exception_message
 
 STATUS_CODES = {"unset": 0, "ok": 1, "error": 2}
 OTEL_KINDS = ("unspecified", "internal", "server", "client", "producer", "consumer")

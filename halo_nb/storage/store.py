@@ -52,8 +52,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from .schema import SPAN_SCHEMA, empty_spans
-from .span_batch import SpanBatch, frame_of, span_keys
+from ..ingest.span_batch import SpanBatch, frame_of, span_keys
+from ..schema import SPAN_SCHEMA, empty_spans
 from .traces_summary import summarise_traces, update_summary
 
 log = logging.getLogger(__name__)

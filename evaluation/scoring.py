@@ -9,8 +9,9 @@ from math import comb
 
 import polars as pl
 
+from halo_nb.rlm.result import AnalysisResult
+
 from .corpus import CLEAN, Corpus
-from .result import AnalysisResult
 
 
 @dataclass

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from .schema import STATUS
+from ..schema import STATUS
 
 TRACE_SCHEMA: dict[str, pl.DataType] = {
     "trace_id": pl.String(),

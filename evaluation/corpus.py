@@ -3,7 +3,7 @@
 ``generate(n_traces, seed)`` builds agent runs of three shapes — a single ReAct loop,
 plan-and-execute, and a multi-agent hand-off — writes each in one of three attribute
 conventions (OpenInference, OTel GenAI, the halo SDK's ``halo.span.type``), with or
-without content capture, and feeds them through ``SpanBatchBuilder`` (the collector's
+without content capture, and feeds them through ``SpanFrameBuilder`` (the collector's
 normaliser). A share of the runs gets exactly one injected fault of one detector's kind
 at a known span; the rest are clean, including hard negatives (an empty result the
 agent handles by reformulating, or by saying it found nothing).
@@ -23,7 +23,7 @@ from typing import Any
 
 import polars as pl
 
-from ..batch import SpanBatchBuilder
+from halo_nb.ingest.frame_builder import SpanFrameBuilder
 
 SHAPES = ("react", "plan_execute", "handoff")
 CONVENTIONS = ("openinference", "genai", "halo")
@@ -511,7 +511,7 @@ def _attributes(node: Node, convention: str, content: bool) -> dict[str, Any]:
     return {k: v for k, v in a.items() if v is not None}
 
 
-def add_trace(builder: SpanBatchBuilder, root: Node, *, trace_id: str,
+def add_trace(builder: SpanFrameBuilder, root: Node, *, trace_id: str,
               convention: str = "openinference", content: bool = True,
               start_ns: int = EPOCH_NS, rng: random.Random | None = None,
               dropped: set[int] | frozenset[int] = frozenset(),
@@ -559,7 +559,7 @@ def generate(n_traces: int = 300, seed: int = 0, fault_share: float = 0.7,
     then moderation and embedding calls) until it has about that many spans: the
     benchmark's ~20-span traces. Padding triggers no detector."""
     rng = random.Random(seed)
-    builder = SpanBatchBuilder()
+    builder = SpanFrameBuilder()
     labels: set[tuple[str, str, str]] = set()
     truth: dict[str, str] = {}
     meta: dict[str, dict[str, Any]] = {}

@@ -1,7 +1,7 @@
 """OpenTelemetry SDK span objects (``ReadableSpan``) → one span-frame batch.
 
 The OTLP decoder turns wire bytes into the frame; this turns the SDK's in-memory
-spans into the same frame through the same ``SpanBatchBuilder``, so spans the
+spans into the same frame through the same ``SpanFrameBuilder``, so spans the
 halo SDK records in this kernel reach the store without a network hop.
 """
 
@@ -13,13 +13,13 @@ from typing import Any
 import polars as pl
 from opentelemetry.sdk.trace import ReadableSpan
 
-from .batch import SpanBatchBuilder
+from .frame_builder import SpanFrameBuilder
 
 
 def readable_spans_to_frame(spans: Iterable[ReadableSpan], origin: str | None = None
                             ) -> pl.DataFrame:
     """One span-frame row per finished (or unfinished) SDK span."""
-    builder = SpanBatchBuilder()
+    builder = SpanFrameBuilder()
     for span in spans:
         context = span.context
         parent = span.parent

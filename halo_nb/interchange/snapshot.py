@@ -4,15 +4,18 @@ A snapshot is a small envelope around an OTLP JSON ``ExportTraceServiceRequest``
 
     {"format": "halo_nb.snapshot", "version": 1, "created_at": "...Z",
      "halo_nb_version": "0.1.0", "trace_ids": [...], "span_count": 12,
-     "checksum": "sha256:<hex of the canonical payload>", "origins": [...],
+     "checksum": "jcs-sha256:<hex of the canonical payload>", "origins": [...],
      "payload": {"resourceSpans": [...]},
-     "findings": [...], "findings_checksum": "sha256:..."}      # optional
+     "findings": [...], "findings_checksum": "jcs-sha256:..."}  # optional
 
 The payload is exactly what an OTLP/HTTP JSON endpoint accepts, so it can be posted
 anywhere unchanged. Import goes through the collector's JSON decoder (one
 normalisation path) and is all or nothing: every check runs before a single span
-reaches the store. The canonical form the checksum covers is the payload serialised
-with sorted keys, no whitespace and UTF-8.
+reaches the store. The checksum covers the payload in RFC 8785 canonical form
+(``canonical_json``), which no JSON library's version changes, so a snapshot verifies on
+a teammate's machine whatever is installed there, and after any tool re-serialises it.
+Files written before that carry a ``sha256:`` checksum over the payload as orjson wrote
+it with sorted keys; they are verified that way.
 """
 
 from __future__ import annotations
@@ -31,13 +34,14 @@ from typing import TYPE_CHECKING, Any
 import orjson
 import polars as pl
 
-from .otlp import OTLPDecodeError, decode_json
+from ..ingest.otlp import OTLPDecodeError, decode_json
+from ..storage.store import UnknownTraceError
+from ..storage.traces_summary import summarise_traces
+from .canonical_json import canonical_json
 from .otlp_encode import encode_request
-from .span_store import UnknownTraceError
-from .traces_summary import summarise_traces
 
 if TYPE_CHECKING:
-    from .span_store import SpanStore
+    from ..storage.store import SpanStore
 
 FORMAT = "halo_nb.snapshot"
 VERSION = 1
@@ -202,8 +206,8 @@ def _traces_matching(spans: pl.DataFrame, expr: pl.Expr) -> list[str]:
 
 
 def _findings_for(spans: pl.DataFrame) -> list[dict[str, Any]]:
-    from . import runtime
-    from .rlm import analyze_frame
+    from .. import runtime
+    from ..rlm import analyze_frame
 
     # Findings come from the detectors alone; the model only phrases hypotheses, which a
     # snapshot does not carry, so it is not loaded.
@@ -234,9 +238,21 @@ def _envelope_text(envelope: Mapping[str, Any]) -> str:
     return "{\n" + ",\n".join(fields) + "\n}\n"
 
 
+CHECKSUM = "jcs-sha256:"
+LEGACY_CHECKSUM = "sha256:"
+
+
 def checksum(value: Any) -> str:
-    """``sha256:<hex>`` of a JSON value in canonical form."""
-    return "sha256:" + hashlib.sha256(_compact(value, sort_keys=True)).hexdigest()
+    """``jcs-sha256:<hex>``: SHA-256 of a JSON value in RFC 8785 canonical form."""
+    return CHECKSUM + hashlib.sha256(canonical_json(value)).hexdigest()
+
+
+def _verifies(value: Any, expected: Any) -> bool:
+    """Whether ``value`` hashes to ``expected``, in the algorithm ``expected`` names."""
+    if isinstance(expected, str) and expected.startswith(LEGACY_CHECKSUM):
+        return expected == LEGACY_CHECKSUM + hashlib.sha256(
+            _compact(value, sort_keys=True)).hexdigest()
+    return expected == checksum(value)
 
 
 def _compact(value: Any, sort_keys: bool = False) -> bytes:
@@ -250,7 +266,7 @@ def _compact(value: Any, sort_keys: bool = False) -> bytes:
 
 
 def _halo_version() -> str:
-    from . import __version__
+    from .. import __version__
 
     return __version__
 
@@ -287,16 +303,15 @@ def read_snapshot(path: Path | str) -> Snapshot:
     if missing:
         raise SnapshotCorruptError(f"{path}: missing field(s): {', '.join(missing)}")
     _check_envelope_types(path, envelope)
-    actual = checksum(envelope["payload"])
-    if actual != envelope["checksum"]:
+    if not _verifies(envelope["payload"], envelope["checksum"]):
         raise SnapshotChecksumError(
             f"{path}: checksum mismatch: the file says {envelope['checksum']}, its payload "
-            f"hashes to {actual}; the spans were altered after export")
+            f"hashes to {checksum(envelope['payload'])}; the spans were altered after export")
     findings = envelope.get("findings")
     if findings is not None:
         if not isinstance(findings, list):
             raise SnapshotCorruptError(f"{path}: 'findings' must be a list")
-        if checksum(findings) != envelope.get("findings_checksum"):
+        if not _verifies(findings, envelope.get("findings_checksum")):
             raise SnapshotChecksumError(
                 f"{path}: findings checksum mismatch; the findings were altered after export")
     return Snapshot(path, envelope, envelope["payload"], findings)
