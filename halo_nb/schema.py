@@ -1,6 +1,6 @@
 """The span frame: the column contract every part of halo_nb reads and writes.
 
-See ARCHITECTURE.md ("The span frame"). Columns may be added; none renamed.
+See docs/architecture.md ("The span frame"). Columns may be added; none renamed.
 """
 
 from __future__ import annotations

@@ -123,8 +123,94 @@ def test_version_from_the_module_and_the_installed_script(tmp_path):
     (("replay", "--file", "x.json", "--endpoint", "localhost:4318"), "http\\(s\\) URL"),
     (("serve", "--port", "70000"), "port: must be 0..65535"),
 ])
-def test_usage_errors_exit_1_with_one_line(tmp_path, args, pattern):
-    assert_one_line_error(halo(*args, storage=tmp_path / "s", cwd=tmp_path), 1, pattern)
+def test_usage_errors_exit_1_with_one_line(tmp_path, args, pattern, monkeypatch, capsys):
+    # In-process (the same main() the script runs) to keep the fast tier fast; the
+    # subprocess path is exercised by every other test here.
+    code, _, err = run_in_process(args, tmp_path / "s", monkeypatch, capsys)
+    assert_one_line_error(subprocess.CompletedProcess(args, code, "", err), 1, pattern)
+
+
+def run_in_process(args: tuple[str, ...] | list[str], storage: Path,
+                   monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+                   ) -> tuple[int, str, str]:
+    """``halo ARGS`` through cli.main in this process, as a user with HALO_STORAGE_PATH."""
+    from halo_nb import cli
+
+    for key in list(os.environ):
+        if key.startswith(("HALO_", "OTEL_")):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("HALO_STORAGE_PATH", str(storage))
+    monkeypatch.chdir(storage.parent)
+    code = cli.main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_list_traces_filters_by_status_and_name(tmp_path, recorded, monkeypatch, capsys):
+    storage, (first, second) = recorded
+    with SpanStore(storage) as store:
+        failing = store.spans(second).with_columns(
+            trace_id=pl.lit("f" * 32), status=pl.lit("error").cast(store.spans()["status"].dtype),
+            name=pl.lit("Billing-Agent"))
+        store.append(failing)
+    code, out, _ = run_in_process(["list-traces", "--status", "error", "--json"], storage,
+                                  monkeypatch, capsys)
+    assert code == 0 and [row["trace_id"] for row in json.loads(out)] == ["f" * 32]
+    code, out, _ = run_in_process(["list-traces", "--name", "billing"], storage,
+                                  monkeypatch, capsys)
+    assert code == 0 and "f" * 32 in out and first not in out
+    code, out, _ = run_in_process(["list-traces", "--status", "ok", "--name", "support",
+                                   "--json"], storage, monkeypatch, capsys)
+    assert {row["trace_id"] for row in json.loads(out)} <= {first, second}
+    code, _, err = run_in_process(["list-traces", "--name", "nothing-like-this"], storage,
+                                  monkeypatch, capsys)
+    assert code == 0 and "no stored trace matches the filters" in err
+
+
+def test_id_prefixes_follow_one_rule(tmp_path, recorded, monkeypatch, capsys):
+    storage, (first, _) = recorded
+    code, out, _ = run_in_process(["show", first[:4]], storage, monkeypatch, capsys)
+    assert code == 0 and out.startswith(f"trace {first}")
+    code, _, err = run_in_process(["show", first[:3]], storage, monkeypatch, capsys)
+    assert code == 2 and "is too short: give at least 4 characters" in err
+    code, _, err = run_in_process(["show", "0000"], storage, monkeypatch, capsys)
+    assert code == 2 and "no stored trace with id '0000'" in err
+    with SpanStore(storage) as store:  # a second trace sharing the first 4 digits
+        store.append(store.spans(first).with_columns(trace_id=pl.lit(first[:4] + "0" * 28)))
+    code, _, err = run_in_process(["show", first[:4]], storage, monkeypatch, capsys)
+    assert code == 2 and "is ambiguous: 2 traces start with it" in err
+
+
+def test_show_prints_the_span_tree_with_status_and_findings(tmp_path, recorded, monkeypatch,
+                                                             capsys):
+    storage, (_, second) = recorded
+    code, out, _ = run_in_process(["show", second], storage, monkeypatch, capsys)
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].startswith(f"trace {second}  5 spans")
+    assert re.match(r"└─ support-agent  \[agent, [0-9.]+ ms\]", lines[1])
+    assert any(re.match(r"   ├─ search_kb  \[tool, [0-9.]+ ms\]", line) for line in lines)
+    assert any("search_web" in line for line in lines)
+
+
+def test_analyze_and_explain_in_the_terminal(tmp_path, recorded, monkeypatch, capsys):
+    storage, (first, second) = recorded
+    code, out, _ = run_in_process(["analyze", "--model", "none"], storage, monkeypatch, capsys)
+    assert code == 0 and out.startswith("2 traces analysed; findings:")
+    code, out, _ = run_in_process(["analyze", "--model", "none", "--json"], storage,
+                                  monkeypatch, capsys)
+    result = json.loads(out)
+    assert result["trace_count"] == 2 and {"findings", "clusters", "blame"} <= set(result)
+    code, out, _ = run_in_process(["explain", second[:8], "--failed"], storage, monkeypatch,
+                                  capsys)
+    assert code == 0 and out.startswith(f"trace {second}: FAILED (from user)")
+    assert "decisive step:" in out
+    snapshot = tmp_path / "two.json"
+    assert run_in_process(["export", "--all", "-o", str(snapshot)], storage, monkeypatch,
+                          capsys)[0] == 0
+    code, out, _ = run_in_process(["explain", str(snapshot)], tmp_path / "empty", monkeypatch,
+                                  capsys)
+    assert code == 0 and f"trace {first}:" in out and f"trace {second}:" in out
 
 
 def test_init_writes_a_commented_config_and_the_storage_folder(tmp_path):
