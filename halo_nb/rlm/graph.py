@@ -27,7 +27,8 @@ SPAN_FIELDS = ("trace_id", "span_id", "parent_span_id", "name", "kind", "start_n
                "tokens_total", "tool_name", "tool_args", "tool_result", "input", "output",
                "finish_reason", "attributes_inline", "events_inline", "label", "failed",
                "fw_candidate", "declared_json", "tok_value", "lat_expected_ms", "lat_z",
-               "lat_outlier", "tok_median", "tok_z", "tok_outlier", "row", "service", "unended")
+               "lat_outlier", "tok_median", "tok_z", "tok_outlier", "row", "service", "unended",
+               "empty_by_design")
 
 
 class ColumnSource:

@@ -9,7 +9,12 @@ from __future__ import annotations
 import polars as pl
 
 from .signatures import span_label
-from .text import FAILURE_PATTERN
+from .text import FAILURE_PATTERN, is_empty_result, unwrap_tool_args, unwrap_tool_result
+
+# A tool is empty by design (a scratchpad, a fire-and-forget action) when every call
+# of it in the corpus, over at least this many traces, came back empty without error
+# and none was repeated with the same arguments in its trace (nobody retried it).
+EMPTY_BY_DESIGN_MIN_TRACES = 3
 
 # Outliers: at least this many samples of a label, robust z above Z, value at least
 # RATIO times the median and at least the absolute excess below.
@@ -53,8 +58,11 @@ def prepare(spans: pl.DataFrame) -> pl.DataFrame:
                       # a span without a start time is placed at its end (or at 0)
                       pl.col("start_ns").fill_null(pl.col("end_ns")).fill_null(0))
         .unique(subset=["trace_id", "span_id"], keep="first", maintain_order=True)
-        .sort(["trace_id", "start_ns", "span_id"], nulls_last=True)
+        # Equal starts (OTel JS rounds start times to the millisecond) go in end order:
+        # a tool that ended first ran first.
+        .sort(["trace_id", "start_ns", "end_ns", "span_id"], nulls_last=True)
     )
+    frame = _with_tool_values(frame)
     frame = _with_labels(frame)
     haystack = pl.concat_str(
         [pl.col("status_message"), pl.col("output"), pl.col("tool_result"), pl.col("attributes")],
@@ -66,11 +74,12 @@ def prepare(spans: pl.DataFrame) -> pl.DataFrame:
         ((pl.col("status") == "error").fill_null(False) | has_exception).alias("failed"),
         pl.col("end_ns").is_null().alias("unended"),
         haystack.fill_null("").str.contains(FAILURE_PATTERN).alias("fw_candidate"),
-        pl.when(pl.col("kind") == "llm").then(
+        pl.when(pl.col("kind").is_in(["llm", "agent"])).then(
             pl.col("attributes").str.extract_all(DECLARATION_PATTERN)).alias("declared"),
         pl.coalesce(pl.col("tokens_out"), pl.col("tokens_total")).cast(pl.Float64)
         .alias("tok_value"),
     ).with_row_index("row")
+    frame = _with_empty_by_design(frame)
     # Declarations as a small JSON object of just those attributes; identical ones are
     # parsed once (detectors/common.py).
     frame = frame.with_columns(
@@ -102,6 +111,59 @@ def prepare(spans: pl.DataFrame) -> pl.DataFrame:
     return frame.with_columns(
         pl.col("tok_outlier") & ((pl.col("tok_value") - pl.col("tok_median"))
                                  >= TOKENS_MIN_EXCESS).fill_null(False))
+
+
+def _with_tool_values(frame: pl.DataFrame) -> pl.DataFrame:
+    """Tool names, arguments and results as the tool saw them: a tool span without them
+    takes its span name, input and output (OpenInference JS and traceloop write only
+    those), traceloop's
+    ``{"args", "kwargs"}`` and LangChain's ToolMessage wrappers are unwrapped
+    (text.unwrap_tool_args / unwrap_tool_result)."""
+    is_tool = pl.col("kind") == "tool"
+    frame = frame.with_columns(
+        # OpenInference JS's traceTool names the span after the tool and nothing else
+        pl.when(is_tool).then(pl.coalesce("tool_name", "name")).otherwise("tool_name")
+        .alias("tool_name"),
+        pl.when(is_tool).then(pl.coalesce("tool_args", "input")).otherwise("tool_args")
+        .alias("tool_args"),
+        pl.when(is_tool).then(pl.coalesce("tool_result", "output")).otherwise("tool_result")
+        .alias("tool_result"))
+    for column, unwrap in (("tool_args", unwrap_tool_args), ("tool_result", unwrap_tool_result)):
+        wrapped = is_tool & pl.col(column).str.starts_with("{").fill_null(False)
+        values = frame.filter(wrapped)[column].unique().to_list()
+        if not values:
+            continue
+        table = {v: unwrap(v) for v in values}
+        frame = frame.with_columns(
+            pl.when(wrapped).then(pl.col(column).replace_strict(table, default=pl.col(column),
+                                                                return_dtype=pl.String))
+            .otherwise(pl.col(column)).alias(column))
+    return frame
+
+
+def _with_empty_by_design(frame: pl.DataFrame) -> pl.DataFrame:
+    """Flag the calls of tools that are empty by design (EMPTY_BY_DESIGN_MIN_TRACES):
+    learned from the corpus, so a scratchpad tool is not reported as returning nothing."""
+    tools = frame.filter((pl.col("kind") == "tool") & pl.col("tool_name").is_not_null())
+    if tools.is_empty():
+        return frame.with_columns(pl.lit(False).alias("empty_by_design"))
+    results = tools["tool_result"].drop_nulls().unique().to_list()
+    empty_text = {v: is_empty_result(v) for v in results}
+    empty = (pl.when(pl.col("tool_result").is_null()).then(pl.col("tool_args").is_not_null())
+             .otherwise(pl.col("tool_result").replace_strict(empty_text, default=False,
+                                                             return_dtype=pl.Boolean)))
+    repeats = (pl.len().over("trace_id", "tool_name", "tool_args") > 1) & pl.col(
+        "tool_args").is_not_null()
+    by_tool = (tools.with_columns((empty & ~pl.col("failed")).alias("empty"),
+                                  repeats.alias("repeated"))
+               .group_by("tool_name")
+               .agg(pl.col("empty").all(), pl.col("repeated").any(),
+                    pl.col("trace_id").n_unique().alias("traces")))
+    names = by_tool.filter(pl.col("empty") & ~pl.col("repeated")
+                           & (pl.col("traces") >= EMPTY_BY_DESIGN_MIN_TRACES))["tool_name"]
+    return frame.with_columns(((pl.col("kind") == "tool")
+                               & pl.col("tool_name").is_in(names.implode())).fill_null(False)
+                              .alias("empty_by_design"))
 
 
 def _with_labels(frame: pl.DataFrame) -> pl.DataFrame:

@@ -16,36 +16,38 @@ _FLAT_PREFIX = "llm.tools."
 
 
 def outcome(trace: TraceView, span: SpanNode) -> str | None:
-    """'error', 'empty' or 'missing' for a tool call that gave the agent nothing, else None."""
+    """'error', 'empty' or 'missing' for a tool call that gave the agent nothing, else None
+    (tools empty by design, learned in prepare.py, give nothing by design)."""
     if span.failed:
         return "error"
+    if span.empty_by_design:
+        return None
     if span.tool_result is None:
         return "missing" if trace.capture_on and span.tool_args is not None else None
     return "empty" if is_empty_result(span.tool_result) else None
 
 
 def previous_call(trace: TraceView, span: SpanNode) -> SpanNode | None:
-    """The latest earlier call of the same tool under the same parent span (one agent
-    loop; calls in other branches of the trace are other work, not retries)."""
+    """The latest earlier call of the same tool in the same loop (loop_of: however the
+    framework nests the loop's steps; calls in other branches are other work)."""
     calls, index = _calls(trace, span)
     return calls[index - 1] if index > 0 else None
 
 
 def next_call(trace: TraceView, span: SpanNode) -> SpanNode | None:
-    """The next call of the same tool under the same parent span."""
+    """The next call of the same tool in the same loop."""
     calls, index = _calls(trace, span)
     return calls[index + 1] if index + 1 < len(calls) else None
 
 
 def _calls(trace: TraceView, span: SpanNode) -> tuple[list[SpanNode], int]:
-    """The calls of ``span``'s tool under its parent (start order) and its position."""
+    """The calls of ``span``'s tool in its loop (start order) and its position."""
     where = trace.memo.get("call_positions")
     if where is None:
         groups: dict[tuple[str | None, str | None], list[SpanNode]] = {}
         where = {}
         for t in trace.tools:
-            parent = trace.parent(t)
-            calls = groups.setdefault((parent.span_id if parent else None, t.tool_name), [])
+            calls = groups.setdefault((loop_of(trace, t), t.tool_name), [])
             where[t.span_id] = (calls, len(calls))
             calls.append(t)
         trace.memo["call_positions"] = where
@@ -73,14 +75,48 @@ def retry_of(trace: TraceView, span: SpanNode) -> tuple[SpanNode, str, float | N
 
 
 def agent_of(trace: TraceView, span: SpanNode) -> str:
-    """The span id of the nearest agent-kind ancestor (else the top-level span above
-    ``span``): the conversation an LLM call belongs to."""
-    last, node = span, trace.parent(span)
-    while node is not None:
-        if node.kind == "agent":
-            return node.span_id
-        last, node = node, trace.parent(node)
-    return last.span_id
+    """The span id of the agent whose conversation ``span`` is part of: the nearest
+    agent-kind ancestor that is not one step of a loop (LangGraph runs its "agent" node
+    once per step, as same-named siblings), else the top-level span above ``span``."""
+    memo = trace.memo.setdefault("agent_of", {})
+    found = memo.get(span.span_id)
+    if found is None:
+        last, node = span, trace.parent(span)
+        while node is not None and not (node.kind == "agent" and not _repeated_step(trace, node)):
+            last, node = node, trace.parent(node)
+        found = memo[span.span_id] = (node or last).span_id
+    return found
+
+
+def loop_of(trace: TraceView, span: SpanNode) -> str | None:
+    """The span id of the loop a tool call belongs to: its parent, looking through
+    wrappers that frameworks open once per step (same-named siblings: openai-agents'
+    "turn", LangGraph's "tools" and "agent" nodes), so one agent's steps are one loop;
+    distinct units of work ("step 1", "step 2" of a plan) stay apart. None at the top."""
+    memo = trace.memo.setdefault("loop_of", {})
+    if span.span_id not in memo:
+        node = trace.parent(span)
+        while node is not None and _repeated_step(trace, node):
+            node = trace.parent(node)
+        memo[span.span_id] = node.span_id if node is not None else None
+    return memo[span.span_id]
+
+
+def _repeated_step(trace: TraceView, span: SpanNode) -> bool:
+    parent = trace.parent(span)
+    siblings = trace.children(parent) if parent is not None else trace.top
+    return sum(1 for s in siblings if s.kind == span.kind and s.name == span.name) > 1
+
+
+def loop_tools(trace: TraceView) -> dict[str | None, list[SpanNode]]:
+    """Tool calls (start order) per loop_of."""
+    found = trace.memo.get("loop_tools")
+    if found is None:
+        found = {}
+        for tool in trace.tools:
+            found.setdefault(loop_of(trace, tool), []).append(tool)
+        trace.memo["loop_tools"] = found
+    return found
 
 
 _declarations: dict[str, dict[str, Any] | None] = {}

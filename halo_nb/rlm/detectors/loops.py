@@ -6,34 +6,90 @@ from collections.abc import Iterator
 
 from ..graph import SpanNode, TraceView
 from ..registry import Hit, detector
+from ..text import is_empty_result, normalise_args, values_similarity
 from ..walk import NodeContext
-from .common import outcome, previous_call
+from .common import loop_tools, outcome, previous_call
 
 LOOP_MIN_CALLS = 5
+# Calls ask about the same thing when their argument values are this similar.
+LOOP_SIMILAR_ARGS = 0.8
 
 
 @detector("agent_loop", severity="high", scope="span",
           kinds=("agent", "chain", "guardrail", "evaluator", "unknown"))
 def agent_loop(span: SpanNode, ctx: NodeContext) -> Hit | None:
-    """A span under which one tool is called LOOP_MIN_CALLS (5) times or more: the agent
-    cycles LLM -> tool without converging. Reported on the lowest span that loops
-    (agent, chain or unknown spans: LLM and tool spans do not run loops)."""
-    if any(s.signals.get("agent_loop") for s in ctx.child_summaries):
+    """One agent loop (common.loop_of: however its framework nests steps) calls one tool
+    LOOP_MIN_CALLS (5) times or more, each call asking about the same as another
+    (argument values at least LOOP_SIMILAR_ARGS similar): the agent cycles LLM -> tool without
+    converging. Reported on the lowest span holding all those calls. High when the
+    arguments repeat exactly; medium when they vary a little ("angle 2", "angle 3") or
+    are not captured. Calls whose arguments differ (six cities, six documents) are
+    ordinary fan-out work and are not reported."""
+    loop = _loops(ctx.trace).get(span.span_id)
+    if loop is None:
         return None
-    counts: dict[str, list[SpanNode]] = {}
-    for child in ctx.judged_children:
-        if child.kind == "tool" and child.tool_name:
-            counts.setdefault(child.tool_name, []).append(child)
-    if not counts:
-        return None
-    tool, calls = max(counts.items(), key=lambda kv: (len(kv[1]), kv[0]))
-    if len(calls) < LOOP_MIN_CALLS:
-        return None
-    distinct = len({c.tool_args for c in calls if c.tool_args is not None}) or None
+    tool, calls, severity = loop
+    distinct = len({normalise_args(c.tool_args) for c in calls if c.tool_args is not None}) or None
     return Hit(span.span_id, f"{tool} called {len(calls)} times under one {span.kind} span",
                {"tool": tool, "calls": len(calls), "distinct_args": distinct,
                 "call_span_ids": [c.span_id for c in calls[:20]]},
-               key=tool, follows=tuple(c.span_id for c in calls))
+               key=tool, follows=tuple(c.span_id for c in calls), severity=severity)
+
+
+def _loops(trace: TraceView) -> dict[str, tuple[str, list[SpanNode], str]]:
+    """Lowest span holding the calls -> (tool, calls, severity), per looping agent."""
+    found = trace.memo.get("loops")
+    if found is not None:
+        return found
+    found = {}
+    for calls_of_agent in loop_tools(trace).values():
+        by_tool: dict[str, list[SpanNode]] = {}
+        for tool in calls_of_agent:
+            if tool.tool_name:
+                by_tool.setdefault(tool.tool_name, []).append(tool)
+        for tool, calls in sorted(by_tool.items()):
+            severity = _loop_severity(calls)
+            if severity is None:
+                continue
+            holder = _lowest_common_ancestor(trace, calls)
+            if holder is not None and (holder.span_id not in found
+                                       or len(calls) > len(found[holder.span_id][1])):
+                found[holder.span_id] = (tool, calls, severity)
+    trace.memo["loops"] = found
+    return found
+
+
+def _loop_severity(calls: list[SpanNode]) -> str | None:
+    if len(calls) < LOOP_MIN_CALLS:
+        return None
+    if any(c.tool_args is None for c in calls):
+        return "medium"
+    texts = [normalise_args(c.tool_args) for c in calls]
+    similar = sum(1 for i, a in enumerate(calls)
+                  if any((values_similarity(a.tool_args, b.tool_args) or 0) >= LOOP_SIMILAR_ARGS
+                         for j, b in enumerate(calls) if j != i))
+    if similar < LOOP_MIN_CALLS:
+        return None
+    repeated = max(texts.count(t) for t in set(texts))
+    return "high" if repeated >= LOOP_MIN_CALLS else "medium"
+
+
+def _lowest_common_ancestor(trace: TraceView, spans: list[SpanNode]) -> SpanNode | None:
+    def chain(span: SpanNode) -> list[SpanNode]:
+        out, node = [], trace.parent(span)
+        while node is not None:
+            out.append(node)
+            node = trace.parent(node)
+        return out[::-1]  # top first
+
+    common: list[SpanNode] = chain(spans[0])
+    for span in spans[1:]:
+        other = chain(span)
+        n = 0
+        while n < min(len(common), len(other)) and common[n] is other[n]:
+            n += 1
+        common = common[:n]
+    return common[-1] if common else None
 
 
 def _answers_tool_trouble(trace: TraceView, llm: SpanNode) -> bool:
@@ -57,8 +113,8 @@ def repeated_output(trace: TraceView) -> Iterator[Hit]:
     empty_tool_result. Needs outputs captured."""
     seen: dict[str, SpanNode] = {}
     for llm in trace.llms:
-        if not llm.output or not llm.output.strip():
-            continue
+        if not llm.output or is_empty_result(llm.output):
+            continue  # "None", "null", "[]": nothing was said, so nothing was repeated
         text = " ".join(llm.output.lower().split())
         first = seen.get(text)
         if first is None:
