@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from ..graph import SpanNode, TraceView
@@ -188,3 +189,33 @@ def _tool_entry(item: Any) -> tuple[str | None, Any]:
         except ValueError:
             schema = None
     return (str(name) if name else None), schema
+
+
+_OPENINFERENCE_CALL = re.compile(
+    r"^llm\.output_messages\.\d+\.message\.tool_calls\.\d+\.tool_call\.function\.name$")
+_LEGACY_GENAI_CALL = re.compile(r"^gen_ai\.completion\.\d+\.tool_calls\.\d+\.name$")
+
+
+def requested_tools(span: SpanNode) -> list[str]:
+    """The tool names an LLM call asked for, from its output attributes: OpenInference
+    ``llm.output_messages.*.message.tool_calls.*.tool_call.function.name``, OTel GenAI
+    ``gen_ai.output.messages`` tool_call parts, older GenAI ``gen_ai.completion.*.
+    tool_calls.*.name``. Empty when the output is not captured or asks for no tool."""
+    if span.kind != "llm" or "tool_call" not in (span.output or ""):
+        return []
+    names: list[str] = []
+    for key, value in sorted(span.attrs.items()):
+        if isinstance(value, str) and (_OPENINFERENCE_CALL.match(key)
+                                       or _LEGACY_GENAI_CALL.match(key)):
+            names.append(value)
+    messages = span.attrs.get("gen_ai.output.messages")
+    if isinstance(messages, str):
+        try:
+            messages = json.loads(messages)
+        except ValueError:
+            messages = None
+    for message in messages if isinstance(messages, list) else ():
+        for part in (message.get("parts") or []) if isinstance(message, dict) else ():
+            if isinstance(part, dict) and part.get("type") == "tool_call" and part.get("name"):
+                names.append(str(part["name"]))
+    return list(dict.fromkeys(names))

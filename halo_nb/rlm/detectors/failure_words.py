@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 from ..graph import SpanNode, TraceView
 from ..registry import Hit, detector
-from ..text import failure_terms
+from ..text import failure_terms, value_texts
 
 # Attributes that hold what went *into* a call (prompts, tool definitions, arguments) or
 # duplicate a frame column already scanned; a failure word there is not a failure signal.
@@ -16,7 +16,22 @@ _SKIPPED_PREFIXES = ("input.", "output.", "gen_ai.input", "gen_ai.prompt", "gen_
                      "gen_ai.completion", "gen_ai.system_instructions", "gen_ai.request.",
                      "gen_ai.tool.definitions", "gen_ai.tool.call.", "llm.input_messages",
                      "llm.prompt", "llm.tools", "llm.invocation_parameters",
-                     "traceloop.entity.input", "traceloop.entity.output", "halo.tools")
+                     "traceloop.entity.input", "traceloop.entity.output", "halo.tools",
+                     "pydantic_ai.all_messages", "logfire.", "final_result")
+# Attributes holding request settings or schemas (pydantic-ai's model_request_parameters:
+# {"timeout": null, ...}): their words name knobs, not failures.
+_SKIPPED_PARTS = ("parameters", "schema", "mime_type")
+
+
+def _value_terms(text: str | None) -> list[str]:
+    """Failure terms in the values of a JSON document (or in plain text): never in its
+    keys, so {"timeout": null} says nothing while {"status": "timeout"} does."""
+    if not text:
+        return []
+    found: list[str] = []
+    for _, value in value_texts(text):
+        found.extend(t for t in failure_terms(value) if t not in found)
+    return found
 
 
 def _terms(span: SpanNode) -> dict[str, str]:
@@ -25,13 +40,14 @@ def _terms(span: SpanNode) -> dict[str, str]:
     fields = (("status_message", span.status_message), ("output", span.output),
               ("tool_result", span.tool_result))
     for where, text in fields:
-        for term in failure_terms(text):
+        for term in _value_terms(text):
             found.setdefault(term, where)
     for key, value in sorted(span.attrs.items()):
-        if key.startswith(_SKIPPED_PREFIXES) or value is None:
+        if (key.startswith(_SKIPPED_PREFIXES) or value is None
+                or any(part in key for part in _SKIPPED_PARTS)):
             continue
-        text = value if isinstance(value, str) else json.dumps(value)
-        for term in failure_terms(f"{key}={text}"):
+        text = value if isinstance(value, str) else json.dumps({key.rsplit(".", 1)[-1]: value})
+        for term in _value_terms(text):
             found.setdefault(term, f"attribute {key}")
     if span.failed:
         for event in span.event_list:
@@ -43,9 +59,10 @@ def _terms(span: SpanNode) -> dict[str, str]:
 @detector("failure_words", severity="medium", scope="trace")
 def failure_words(trace: TraceView) -> Iterator[Hit]:
     """Failure vocabulary (success=false, timeout, rate limit, quota, exceeded, max
-    turns, "failed to") in a span's output, tool result, status message or attributes
-    while its status is not ERROR. Each term is reported where it first appeared (in
-    end-time order); later spans that only repeat it are listed as echoes. Terms on
+    turns, "failed to") in the values of a span's output, tool result, status message or
+    attributes (never in JSON keys or request parameters) while its status is not ERROR.
+    Each term is reported where it first appeared (in end-time order); later spans that
+    only repeat it are listed as echoes. Terms on
     failed spans are left to error_status, and their echoes are not reported."""
     candidates = [s for s in trace.spans if s.fw_candidate]
     if not candidates:
