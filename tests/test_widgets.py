@@ -4,6 +4,7 @@ highlights from a real analysis, the static report, and the shipped front-end bu
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import subprocess
 import threading
@@ -13,18 +14,20 @@ from pathlib import Path
 import polars as pl
 import pyarrow as pa
 import pytest
-from browser.corpus import MS, agent_trace, agent_traces, trace_id_of
+from browser.corpus import BASE_NS, MS, agent_trace, agent_traces, trace_id_of
 
 import halo_nb
+from halo_nb import runtime
 from halo_nb.ingest.frame_builder import SpanFrameBuilder
 from halo_nb.rlm import analyze_frame
 from halo_nb.storage.store import SpanStore, UnknownTraceError
 from halo_nb.widgets import Clusters, Dashboard, Insights, TraceList, Waterfall
+from halo_nb.widgets.analysis_view import AnalysisView
 from halo_nb.widgets.arrow import frame_to_ipc
 from halo_nb.widgets.charts import chart_figures
 from halo_nb.widgets.live import Throttle
 from halo_nb.widgets.payloads import TraceTableFeed, span_detail, waterfall_message
-from halo_nb.widgets.report import write_report
+from halo_nb.widgets.report import script_json, write_report
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -279,6 +282,121 @@ def test_report_is_self_contained(store: SpanStore, analysis: object, tmp_path: 
     assert "2 of 12 traces" in small.read_text()
     with pytest.raises(ValueError, match=r"\.html"):
         write_report(store, analysis, tmp_path / "report.pdf")
+
+
+FAILING = [trace_id_of(n) for n in (3, 6, 9, 12)]  # agent_traces: every third run fails
+
+
+def test_trace_list_shows_findings_of_the_latest_analysis(store: SpanStore,
+                                                          analysis: object) -> None:
+    previous = runtime.last_analysis()
+    runtime.set_last_analysis(analysis)
+    try:
+        widget = TraceList(store)  # no result given: the session's latest analysis
+        sent = Recorder(widget)
+        ask(widget, type="ready")
+        widget.close()
+    finally:
+        runtime.set_last_analysis(previous)
+    [(_, [rows])] = sent.of("traces")
+    by_id = {r["trace_id"]: r for r in decode(rows).to_pylist()}
+    cluster = analysis.clusters.row(0, named=True)
+    for trace_id in FAILING:
+        row = by_id[trace_id]
+        assert row["finding_count"] >= 1 and row["worst_severity"] == "high"
+        assert (row["cluster_id"], row["cluster_title"]) == (cluster["cluster_id"],
+                                                             cluster["title"])
+        assert row["output_preview"] == "Sorry, I could not look up your order."
+    healthy = by_id[trace_id_of(1)]
+    assert healthy["cluster_id"] is None and math.isnan(healthy["finding_count"])
+    assert healthy["input_preview"] == "Where is my order #1234?"
+
+
+def test_search_traces_and_find_in_trace_reach_span_content(store: SpanStore) -> None:
+    widget = TraceList(store)
+    sent = Recorder(widget)
+    ask(widget, type="search", text="TIMEOUTERROR: ORDERS", seq=3)  # a status message
+    ask(widget, type="search", text='"order_id"', seq=4)  # tool arguments
+    ask(widget, type="search", text=".*", seq=5)  # literal text, never a pattern
+    searched = {c["seq"]: set(c["trace_ids"]) for c, _ in sent.of("searched")}
+    assert searched == {3: set(FAILING), 4: set(store.trace_ids()), 5: set()}
+    failing = store.spans(FAILING[0])
+    ask(widget, type="find", trace_id=FAILING[0], text="orders api", seq=1)
+    ask(widget, type="find", trace_id=FAILING[0], text="halo.attempt", seq=2)  # attributes
+    found = {c["seq"]: set(c["span_ids"]) for c, _ in sent.of("found")}
+    lookups = set(failing.filter(pl.col("name") == "lookup_order")["span_id"])
+    assert found == {1: lookups, 2: lookups}
+    ask(widget, type="find", trace_id="f" * 32, text="x", seq=9)
+    assert "no stored spans" in sent.of("found")[-1][0]["error"]
+    assert sent.of("found")[-1][0]["seq"] == 9
+    widget.close()
+
+
+def test_waterfall_marks_findings_and_the_decisive_span(store: SpanStore,
+                                                        analysis: object) -> None:
+    view = AnalysisView.of(analysis)
+    spans = store.spans(FAILING[0])
+    content, [rows] = waterfall_message(spans, FAILING[0], [], analysis=view)
+    marked = {r["span_id"]: r["finding"] for r in decode(rows).to_pylist() if r["finding"]}
+    expected = analysis.findings.filter(pl.col("trace_id") == FAILING[0])
+    assert set(marked) == set(expected["span_id"]) and set(marked.values()) <= {
+        "critical", "high", "medium", "low", "info"}
+    blamed = analysis.blame.filter(pl.col("trace_id") == FAILING[0], pl.col("rank") == 1)
+    assert content["decisive"]["span_id"] == blamed["span_id"][0]
+    assert content["decisive"]["reasons"] == blamed["reasons"][0].to_list()
+    assert waterfall_message(store.spans(trace_id_of(1)), trace_id_of(1), [],
+                             analysis=view)[0]["decisive"] is None
+
+
+def test_insights_evidence_links_carry_excerpts(store: SpanStore, analysis: object) -> None:
+    content, _ = AnalysisView.of(analysis).message(store)
+    cluster = analysis.clusters["cluster_id"][0]
+    evidence = content["evidence"][cluster]
+    assert evidence and all(e["trace_id"] in FAILING for e in evidence)
+    assert evidence[0]["excerpt"] == '{"order_id": "1234"} → TimeoutError: orders API timed out'
+    assert content["decisive"][cluster]["traces"] == len(FAILING)
+
+
+HOSTILE = ("</script><!--<script>document.title='owned'</script>\u2028\u2029 & \u0026 "
+           "<span style=font-size:200px>BIG</span>")
+HOSTILE_LABEL = "<span style=font-size:200px>BIG</span>"
+
+
+def hostile_store() -> SpanStore:
+    builder = SpanFrameBuilder()
+    agent_trace(builder, 1)
+    agent_trace(builder, 3, failing=True)
+    trace_id = trace_id_of(2)
+    builder.add(trace_id=trace_id, span_id="a" * 16, parent_span_id=None, name=HOSTILE_LABEL,
+                start_ns=BASE_NS, end_ns=BASE_NS + 50 * MS, status_code=2,
+                status_message=HOSTILE, attributes={"openinference.span.kind": "TOOL",
+                                                    "tool.name": HOSTILE_LABEL,
+                                                    "input.value": HOSTILE,
+                                                    "output.value": HOSTILE})
+    store = SpanStore(None)
+    store.append(builder.build())
+    return store
+
+
+def test_report_escapes_span_text_in_scripts_and_chart_labels(tmp_path: Path) -> None:
+    store = hostile_store()
+    path = write_report(store, None, tmp_path / "report.html")
+    page = path.read_text()
+    assert page.count("<script") == 4 and page.count("</script>") == 4
+    assert "<!--" not in page
+    start = page.index('id="halo-data">') + len('id="halo-data">')
+    text = page[start:page.index("</script>", start)]
+    assert not set(text) & {"<", ">", "&", "\u2028", "\u2029"}
+    data = json.loads(text)
+    assert data["details"][trace_id_of(2)]["a" * 16]["input"] == HOSTILE
+    assert data["model"]["static"] is True and data["model"]["trace_id"] in {
+        trace_id_of(2), trace_id_of(3)}
+    assert "embeds the spans" not in page.split("<script")[0], "every trace is embedded"
+    figures = {f["title"]: f["figure"] for f in chart_figures(store.spans(), store.traces(),
+                                                              None)}
+    assert "<span" not in figures["latency"] and "&lt;span" in figures["latency"]
+    assert json.loads(script_json(HOSTILE)) == HOSTILE
+    store.close()
 
 
 def test_shipped_module_matches_the_source(tmp_path: Path) -> None:

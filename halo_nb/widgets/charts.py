@@ -4,6 +4,7 @@ many spans are stored."""
 
 from __future__ import annotations
 
+import html
 from typing import Any
 
 import plotly.graph_objects as go
@@ -13,6 +14,12 @@ MAX_SPAN_NAMES = 15
 MAX_TRACE_POINTS = 20_000
 SEVERITY_COLORS = {"critical": "#b71c1c", "high": "#e53935", "medium": "#fb8c00",
                    "low": "#fdd835", "info": "#90a4ae"}
+
+
+def label(text: Any) -> str:
+    """Span or cluster text as a plotly label: plotly reads a subset of HTML in labels
+    (``<b>``, ``<span style>``, entities), so markup characters are escaped to show as text."""
+    return html.escape("" if text is None else str(text), quote=False)
 
 
 def latency_by_span_name(spans: pl.DataFrame) -> go.Figure | None:
@@ -30,9 +37,10 @@ def latency_by_span_name(spans: pl.DataFrame) -> go.Figure | None:
     ).sort("n", descending=True).head(MAX_SPAN_NAMES).sort("median"))
     fig = go.Figure()
     for row in stats.iter_rows(named=True):
+        name = label(row["name"])
         fig.add_trace(go.Box(
-            y=[row["name"]], q1=[row["q1"]], median=[row["median"]], q3=[row["q3"]],
-            lowerfence=[row["min"]], upperfence=[row["max"]], name=row["name"],
+            y=[name], q1=[row["q1"]], median=[row["median"]], q3=[row["q3"]],
+            lowerfence=[row["min"]], upperfence=[row["max"]], name=name,
             orientation="h", showlegend=False, hovertext=f"{row['n']} spans"))
     fig.update_layout(title="Latency by span name (ms)", xaxis_type="log",
                       xaxis_title="duration (ms, log scale)")
@@ -52,8 +60,8 @@ def tokens_over_time(traces: pl.DataFrame) -> go.Figure | None:
         fig.add_trace(go.Scattergl(
             x=pl.from_epoch(part["start_ns"], time_unit="ns").to_list(),
             y=part["tokens_total"].to_list(), mode="markers", name=status,
-            marker={"color": color, "size": 6}, text=part["name"].to_list(),
-            customdata=part["trace_id"].to_list(),
+            marker={"color": color, "size": 6}, text=[label(n) for n in part["name"]],
+            customdata=[label(t) for t in part["trace_id"]],
             hovertemplate="%{text}<br>%{y} tokens<br>%{x}<extra>%{customdata}</extra>"))
     title = "Tokens per trace over time"
     if traces.height > MAX_TRACE_POINTS:
@@ -68,11 +76,11 @@ def cluster_prevalence(clusters: pl.DataFrame | None) -> go.Figure | None:
         return None
     rows = clusters.sort("prevalence")
     names = rows["title"] if "title" in rows.columns else rows["signature"]
-    labels = [f"{cid}: {_short(name)}" for cid, name in
+    labels = [label(f"{cid}: {_short(name)}") for cid, name in
               zip(rows["cluster_id"].cast(pl.String), names.cast(pl.String), strict=True)]
     fig = go.Figure(go.Bar(
         x=(rows["prevalence"] * 100).to_list(), y=labels, orientation="h",
-        hovertext=rows["signature"].cast(pl.String).to_list(),
+        hovertext=[label(s) for s in rows["signature"].cast(pl.String)],
         marker={"color": [SEVERITY_COLORS.get(str(s), "#90a4ae") for s in rows["severity"]]},
         text=[f"{n} traces" for n in rows["trace_count"]], textposition="auto"))
     fig.update_layout(title="Failure cluster prevalence (% of traces)",

@@ -17,15 +17,9 @@ from typing import Any
 
 import polars as pl
 
+from .analysis_view import AnalysisView, Message
 from .charts import chart_figures
-from .payloads import (
-    AnalysisView,
-    Message,
-    TraceTableFeed,
-    detail_from_row,
-    finding_entry,
-    waterfall_message,
-)
+from .payloads import TraceTableFeed, detail_from_row, finding_entry, waterfall_message
 from .views import STATIC
 
 MAX_TRACES = 300
@@ -37,7 +31,8 @@ def write_report(store: Any, result: Any, path: Path | str, *, max_traces: int =
                  max_spans: int = MAX_SPANS) -> Path:
     """Write the report to ``path`` and return it. Every trace is in the trace list; the
     waterfalls of the traces the analysis cites and of the most recent others (up to
-    ``max_traces`` traces and ``max_spans`` spans) are embedded."""
+    ``max_traces`` traces and ``max_spans`` spans) are embedded. The Waterfall tab opens
+    on the first failing trace."""
     path = Path(path)
     if path.suffix.lower() not in (".html", ".htm"):
         raise ValueError(f"path: the report is an HTML file, expected a .html name, got {path}")
@@ -47,9 +42,10 @@ def write_report(store: Any, result: Any, path: Path | str, *, max_traces: int =
     cited = _cited(analysis)
     included = _included_traces(traces, cited, max_traces, max_spans)
     data = {
-        "model": {"view": "dashboard", "height": 0, "trace_id": "", "selected_trace": ""},
-        "ready": [_encode(TraceTableFeed().full(traces)),
-                  _encode(analysis.message(traces.height))],
+        "model": {"view": "dashboard", "height": 0, "static": True, "selected_trace": "",
+                  "trace_id": _first_failing(traces, analysis, cited, included)},
+        "ready": [_encode(TraceTableFeed().full(traces, analysis)),
+                  _encode(analysis.message(store))],
         "charts": _encode(({"type": "charts",
                             "figures": chart_figures(spans, traces, analysis.clusters)}, [])),
         "waterfalls": {}, "details": {}, "highlights": {},
@@ -57,11 +53,13 @@ def write_report(store: Any, result: Any, path: Path | str, *, max_traces: int =
                          f"{traces.height:,} traces: those the analysis cites and the most "
                          "recent ones. Open the others in the notebook."),
     }
+    note = data["omitted_note"] if len(included) < traces.height else ""
     findings = _findings_by_span(analysis.findings)
     chosen = spans.filter(pl.col("trace_id").is_in(included))
     for (trace_id,), trace_spans in chosen.sort("start_ns").group_by("trace_id",
                                                                       maintain_order=True):
-        data["waterfalls"][trace_id] = _encode(waterfall_message(trace_spans, trace_id, []))
+        data["waterfalls"][trace_id] = _encode(waterfall_message(trace_spans, trace_id, [],
+                                                                 analysis=analysis))
         origin = trace_spans["start_ns"].min()
         data["details"][trace_id] = {
             row["span_id"]: detail_from_row(row, origin, findings.get((trace_id, row["span_id"]),
@@ -72,8 +70,23 @@ def write_report(store: Any, result: Any, path: Path | str, *, max_traces: int =
             if marked:
                 data["highlights"].setdefault(cluster_id, {})[trace_id] = marked
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(_page(data, traces.height, len(store)), encoding="utf-8")
+    path.write_text(_page(data, note, traces.height, len(store)), encoding="utf-8")
     return path
+
+
+def _first_failing(traces: pl.DataFrame, analysis: AnalysisView, cited: dict[str, set[str]],
+                   included: list[str]) -> str:
+    """The trace the Waterfall tab opens on: the first cited failed trace, else the first
+    failed or erroring one, else the newest embedded one ("" when nothing is embedded)."""
+    failed: set[str] = set()
+    if analysis.assignments is not None and "failed" in analysis.assignments.columns:
+        failed = set(analysis.assignments.filter(pl.col("failed"))["trace_id"].to_list())
+    failed |= set(traces.filter(pl.col("status").cast(pl.String) == "error")["trace_id"])
+    embedded = set(included)
+    for trace_id in [*cited, *traces["trace_id"].to_list()]:
+        if trace_id in failed and trace_id in embedded:
+            return trace_id
+    return included[0] if included else ""
 
 
 def _cited(analysis: AnalysisView) -> dict[str, set[str]]:
@@ -121,19 +134,27 @@ def _encode(message: Message) -> dict[str, Any]:
             "buffers": [base64.b64encode(b).decode("ascii") for b in buffers]}
 
 
-def _script_json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), default=str).replace("</", "<\\/")
+# Inside <script>, span text must not end the element (</script>), open a comment that
+# swallows the rest of the page (<!--<script), or break JavaScript (U+2028/2029): every
+# such character is written as a JSON escape, which JSON.parse reads back unchanged.
+_SCRIPT_ESCAPES = {ord("<"): "\\u003c", ord(">"): "\\u003e", ord("&"): "\\u0026",
+                   0x2028: "\\u2028", 0x2029: "\\u2029"}
 
 
-def _page(data: dict[str, Any], trace_count: int, span_count: int) -> str:
+def script_json(value: Any) -> str:
+    """``value`` as JSON that is safe as the text of a <script> element."""
+    return json.dumps(value, separators=(",", ":"), default=str).translate(_SCRIPT_ESCAPES)
+
+
+def _page(data: dict[str, Any], note: str, trace_count: int, span_count: int) -> str:
     from plotly.offline import get_plotlyjs
 
     module = base64.b64encode((STATIC / "widget.js").read_bytes()).decode("ascii")
     generated = dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     subtitle = html.escape(f"{trace_count:,} traces · {span_count:,} spans · generated {generated}")
     plotly_js = get_plotlyjs().replace("</script", "<\\/script")
-    return _TEMPLATE.format(subtitle=subtitle, note=html.escape(data["omitted_note"]),
-                            plotly=plotly_js, module=module, data=_script_json(data),
+    return _TEMPLATE.format(subtitle=subtitle, note=f"<p>{html.escape(note)}</p>" if note else "",
+                            plotly=plotly_js, module=module, data=script_json(data),
                             bootstrap=_BOOTSTRAP)
 
 
@@ -168,9 +189,29 @@ const model = {
       const detail = (data.details[trace_id] || {})[span_id];
       emit(detail ? { content: { type, trace_id, span_id, detail }, buffers: [] }
         : missing("detail", { trace_id, span_id }, "No detail for this span in the report."));
+    } else if (type === "find") {
+      const text = request.text.toLowerCase();
+      const spans = Object.keys(data.details[trace_id] || {})
+        .filter((id) => haystack(trace_id, id).includes(text));
+      emit({ content: { type: "found", seq: request.seq, trace_id, span_ids: spans },
+        buffers: [] });
+    } else if (type === "search") {
+      const text = request.text.toLowerCase();
+      const traces = Object.keys(data.details)
+        .filter((id) => Object.keys(data.details[id]).some((s) => haystack(id, s).includes(text)));
+      emit({ content: { type: "searched", seq: request.seq, trace_ids: traces }, buffers: [] });
     }
   },
 };
+// What find and search look through in the report: each embedded span's detail.
+const haystacks = new Map();
+function haystack(traceId, spanId) {
+  const key = traceId + "/" + spanId;
+  if (!haystacks.has(key)) {
+    haystacks.set(key, JSON.stringify(data.details[traceId][spanId]).toLowerCase());
+  }
+  return haystacks.get(key);
+}
 const source = bytes(document.getElementById("halo-esm").textContent);
 const module = await import(URL.createObjectURL(new Blob([source], { type: "text/javascript" })));
 module.default.render({ model, el: document.getElementById("halo-app") });
@@ -206,7 +247,7 @@ header p {{ margin: 0 0 10px; color: var(--jp-ui-font-color2); font-size: 13px; 
 <script>{plotly}</script>
 </head>
 <body>
-<header><h1>halo_nb report</h1><p>{subtitle}</p><p>{note}</p></header>
+<header><h1>halo_nb report</h1><p>{subtitle}</p>{note}</header>
 <div id="halo-app"></div>
 <script type="text/plain" id="halo-esm">{module}</script>
 <script type="application/json" id="halo-data">{data}</script>

@@ -18,9 +18,11 @@ import anywidget
 import polars as pl
 import traitlets
 
+from .analysis_view import AnalysisView, Message
 from .charts import chart_figures
 from .live import Throttle
-from .payloads import AnalysisView, Message, TraceTableFeed, span_detail, waterfall_message
+from .payloads import TraceTableFeed, span_detail, waterfall_message
+from .search import matching_spans, matching_traces
 
 log = logging.getLogger(__name__)
 
@@ -28,9 +30,18 @@ STATIC = Path(__file__).parent / "static"
 LIST_VIEWS = ("traces", "dashboard")
 
 
+def _latest_result() -> Any:
+    from .. import runtime
+
+    return runtime.last_analysis()
+
+
 class HaloWidget(anywidget.AnyWidget):
     """Base of every halo_nb view: answers the front end's requests from a SpanStore and
-    an analysis result, and pushes trace-list and waterfall changes as spans arrive."""
+    an analysis result, and pushes trace-list and waterfall changes as spans arrive.
+
+    Without an explicit result a view reads the latest analysis of the session
+    (``halo_nb.analyze()``), so the trace list's findings follow re-analyses."""
 
     _esm = STATIC / "widget.js"
     view = traitlets.Unicode("traces").tag(sync=True)
@@ -44,7 +55,10 @@ class HaloWidget(anywidget.AnyWidget):
                  height: int = 560, live: bool = True) -> None:
         super().__init__(view=view, trace_id=trace_id, height=height)
         self._store = store
-        self._analysis = AnalysisView.of(result)
+        self._result_source: Callable[[], Any] = (
+            _latest_result if result is None else (lambda: result))
+        self._result: Any = object()
+        self._view_of_result = AnalysisView()
         self._feed = TraceTableFeed()
         self._lock = threading.RLock()
         self._open: tuple[str, str | None] | None = None
@@ -63,6 +77,14 @@ class HaloWidget(anywidget.AnyWidget):
             self._throttle.close()
         super().close()
 
+    @property
+    def _analysis(self) -> AnalysisView:
+        result = self._result_source()
+        if result is not self._result:
+            self._result = result
+            self._view_of_result = AnalysisView.of(result)
+        return self._view_of_result
+
     # ---- requests from the browser --------------------------------------------------------
 
     def _on_message(self, _widget: Any, content: dict[str, Any], _buffers: list[Any]) -> None:
@@ -78,14 +100,14 @@ class HaloWidget(anywidget.AnyWidget):
             reply = self._REPLIES.get(kind, kind)
             self._push(({"type": reply, "error": f"{type(exc).__name__}: {exc}",
                          "trace_id": content.get("trace_id"),
-                         "span_id": content.get("span_id")}, []))
+                         "span_id": content.get("span_id"), "seq": content.get("seq")}, []))
 
     def _on_ready(self, _content: dict[str, Any]) -> None:
         with self._lock:
             if self.view in LIST_VIEWS:
-                self._push(self._feed.full(self._store.traces()))
+                self._push(self._feed.full(self._store.traces(), self._analysis))
             if self.view in ("clusters", "insights", "dashboard"):
-                self._push(self._analysis.message(len(self._store.trace_ids())))
+                self._push(self._analysis.message(self._store))
             if self.view == "waterfall" and self.trace_id:
                 self._open_trace(self.trace_id, None)
 
@@ -102,6 +124,18 @@ class HaloWidget(anywidget.AnyWidget):
         self._push(({"type": "detail", "trace_id": trace_id, "span_id": span_id,
                      "detail": detail}, []))
 
+    def _on_search(self, content: dict[str, Any]) -> None:
+        trace_ids = matching_traces(self._store.spans(), str(content.get("text", "")))
+        self._push(({"type": "searched", "seq": content.get("seq"), "trace_ids": trace_ids}, []))
+
+    def _on_find(self, content: dict[str, Any]) -> None:
+        trace_id = str(content["trace_id"])
+        spans = self._open_spans
+        if spans is None or self._open is None or self._open[0] != trace_id:
+            spans = self._store.spans(trace_id)
+        self._push(({"type": "found", "seq": content.get("seq"), "trace_id": trace_id,
+                     "span_ids": matching_spans(spans, str(content.get("text", "")))}, []))
+
     def _on_charts(self, _content: dict[str, Any]) -> None:
         figures = chart_figures(self._store.spans(), self._store.traces(),
                                 self._analysis.clusters)
@@ -113,8 +147,9 @@ class HaloWidget(anywidget.AnyWidget):
         self._push(({"type": "plotly", "source": get_plotlyjs()}, []))
 
     _HANDLERS = {"ready": _on_ready, "open": _on_open, "detail": _on_detail,
-                 "charts": _on_charts, "plotly": _on_plotly}
-    _REPLIES = {"open": "waterfall"}
+                 "search": _on_search, "find": _on_find, "charts": _on_charts,
+                 "plotly": _on_plotly}
+    _REPLIES = {"open": "waterfall", "search": "searched", "find": "found"}
 
     # ---- pushing to the browser -------------------------------------------------------------
 
@@ -123,14 +158,16 @@ class HaloWidget(anywidget.AnyWidget):
             spans = self._store.spans(trace_id)
             self._open = (trace_id, cluster_id)
             self._open_spans = spans
-            highlight = self._analysis.highlight(cluster_id, spans)
-            self._push(waterfall_message(spans, trace_id, highlight, keep=keep))
+            analysis = self._analysis
+            highlight = analysis.highlight(cluster_id, spans)
+            self._push(waterfall_message(spans, trace_id, highlight, keep=keep,
+                                         analysis=analysis))
 
     def _refresh(self) -> None:
         """Runs on the throttle's thread after spans arrived."""
         with self._lock:
             if self.view in LIST_VIEWS:
-                changes = self._feed.changes(self._store.traces())
+                changes = self._feed.changes(self._store.traces(), self._analysis)
                 if changes is not None:
                     self._push(changes)
             if self._open is not None and self._open_spans is not None:

@@ -25,15 +25,17 @@ export class App {
   private traceList: TraceList | null = null;
   private charts: ChartsView | null = null;
 
-  constructor(private channel: Channel, view: string, height: number) {
+  /** `live`: the data follows the store (false in the static report). */
+  constructor(private channel: Channel, view: string, height: number, live = true) {
     const tabs = TABS[view] ?? TABS.traces;
     const back = tabs[0] !== "waterfall" ? () => this.show(tabs[0]) : null;
     this.waterfall = new Waterfall(channel, back ? LABELS[tabs[0]] : null, back);
-    const open = (traceId: string, clusterId: string | null = null) => this.openTrace(traceId, clusterId);
+    const open = (traceId: string, clusterId: string | null = null, spanId: string | null = null) =>
+      this.openTrace(traceId, clusterId, spanId);
     const analysis = tabs.includes("clusters") || tabs.includes("insights") ? new AnalysisFeed(channel) : null;
     for (const tab of tabs) {
       let pane: HTMLElement;
-      if (tab === "traces") pane = (this.traceList = new TraceList(channel, open)).el;
+      if (tab === "traces") pane = (this.traceList = new TraceList(channel, (id) => open(id), live)).el;
       else if (tab === "waterfall") pane = this.waterfall.el;
       else if (tab === "clusters") pane = new ClustersView(analysis!, open).el;
       else if (tab === "insights") pane = new InsightsView(analysis!, open).el;
@@ -52,15 +54,19 @@ export class App {
     if (tabs.length < 3) bar.classList.add("halo-tabs-quiet");
     // height 0: fill the page (the static report).
     const css = height > 0 ? `${height}px` : "calc(100vh - 130px)";
-    this.el = h("div", { class: "halo-root", style: { height: css } },
+    // data-lm-suppress-shortcuts: JupyterLab leaves keys pressed in the view to the view.
+    this.el = h("div", { class: "halo-root", style: { height: css }, "data-lm-suppress-shortcuts": "true" },
       tabs.length > 1 ? bar : null, h("div", { class: "halo-panes" }, ...this.panes.values()));
     this.show(tabs[0]);
   }
 
-  openTrace(traceId: string, clusterId: string | null = null): void {
+  openTrace(traceId: string, clusterId: string | null = null, spanId: string | null = null): void {
     this.traceList?.select(traceId);
     this.show("waterfall");
-    this.waterfall.load(traceId, clusterId === null ? {} : { cluster_id: clusterId });
+    const extra: Record<string, unknown> = {};
+    if (clusterId !== null) extra.cluster_id = clusterId;
+    if (spanId) extra.span_id = spanId;
+    this.waterfall.load(traceId, extra);
     this.channel.model.set("selected_trace", traceId);
     this.channel.model.save_changes();
   }
@@ -71,7 +77,14 @@ export class App {
     if (tab === "charts") this.charts?.activate();
   }
 
+  /** The waterfall view's own trace (the kernel sends it when the view is ready). */
   expectTrace(traceId: string): void {
     this.waterfall.traceId = traceId;
+  }
+
+  /** Open a trace in the waterfall tab without leaving the current tab (so no tab is blank). */
+  preload(traceId: string): void {
+    this.traceList?.select(traceId);
+    this.waterfall.load(traceId);
   }
 }

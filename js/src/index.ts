@@ -16,12 +16,14 @@ function ensureStyle(): void {
 function render({ model, el }: { model: Model; el: HTMLElement }): () => void {
   ensureStyle();
   const channel = new Channel(model);
-  const app = new App(channel, model.get("view") ?? "traces", model.get("height") ?? 560);
+  const view = model.get("view") ?? "traces";
+  const app = new App(channel, view, model.get("height") ?? 560, !model.get("static"));
   const traceId = model.get("trace_id");
-  if (traceId) app.expectTrace(traceId);
+  if (traceId && view === "waterfall") app.expectTrace(traceId);
   el.classList.add("halo-widget");
   el.appendChild(app.el);
   channel.request({ type: "ready" });
+  if (traceId && view !== "waterfall") app.preload(traceId);
   return () => channel.dispose();
 }
 

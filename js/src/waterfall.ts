@@ -1,7 +1,12 @@
-/** The span waterfall: the span tree as rows with timing bars on one time axis. */
+/** The span waterfall: the span tree as rows with timing bars on one time axis, a minimap,
+ * find-in-trace, jumps between errors and findings, the critical path and the decisive
+ * span marked; the selected span's detail beside the chart (below it in a narrow column). */
 import { decodeFrame } from "./arrow";
 import type { Channel } from "./channel";
-import { clear, expandable, fmtDuration, fmtInt, h, severityBadge, shortId, statusBadge } from "./util";
+import { criticalPath } from "./criticalPath";
+import { installDrag, Minimap } from "./minimap";
+import { renderDetail, type Decisive } from "./spanDetail";
+import { clear, fmtDuration, fmtInt, h, shortId } from "./util";
 import { VirtualRows } from "./virtual";
 
 interface Spans {
@@ -13,14 +18,16 @@ interface Spans {
   start: Float64Array;
   end: Float64Array;
   status: string[];
-  tokens: Float64Array;
-  model: (string | null)[];
-  tool: (string | null)[];
-  events: Float64Array;
   annotated: Float64Array;
+  /** Worst severity of the analysis' findings on the span, or null. */
+  finding: (string | null)[];
 }
 
 const ROW_HEIGHT = 24;
+const KINDS = ["agent", "chain", "llm", "tool", "retriever", "embedding", "reranker", "guardrail", "evaluator", "unknown"];
+const PROMPT = "Select a span to see its attributes, input, output and events.";
+
+type Jump = "error" | "finding" | "match";
 
 export class Waterfall {
   readonly el: HTMLElement;
@@ -29,104 +36,213 @@ export class Waterfall {
   private children: Int32Array[] = [];
   private depth = new Int32Array(0);
   private roots: number[] = [];
+  /** Every span in depth-first order, collapsed or not (the order jumps follow). */
+  private order = new Int32Array(0);
+  private rank = new Int32Array(0);
+  private parents = new Int32Array(0);
   private visible: Int32Array = new Int32Array(0);
   private collapsed = new Set<number>();
   private highlight = new Set<string>();
+  private error = new Uint8Array(0);
+  private flagged = new Uint8Array(0);
+  private critical = new Uint8Array(0);
+  private matched = new Uint8Array(0);
+  private matchCount = 0;
+  private decisive: { index: number; info: Decisive } | null = null;
+  private focusSpan: string | null = null;
   private selected = -1;
   private traceEnd = 1;
   private z0 = 0;
   private z1 = 1;
+  private findSeq = 0;
+  private findText = "";
   private rows: VirtualRows;
   private title: HTMLElement;
   private meta: HTMLElement;
   private axis: HTMLElement;
-  private brush: HTMLElement;
   private detail: HTMLElement;
   private zoomLabel: HTMLElement;
   private placeholder: HTMLElement;
   private main: HTMLElement;
+  private minimap: Minimap;
+  private findInput: HTMLInputElement;
+  private findCount: HTMLElement;
+  private counts: Record<"error" | "finding", HTMLElement>;
+  private decisiveButton: HTMLElement;
 
   constructor(private channel: Channel, backLabel: string | null, onBack: (() => void) | null) {
     this.title = h("span", { class: "halo-title" });
     this.meta = h("span", { class: "halo-dim" });
     this.zoomLabel = h("span", { class: "halo-dim halo-zoom-label" });
-    const button = (label: string, title: string, action: () => void) =>
-      h("button", { class: "halo-button", type: "button", title, onclick: action }, label);
+    const button = (label: string, title: string, action: () => void, extra: Record<string, unknown> = {}) =>
+      h("button", { class: "halo-button", type: "button", title, onclick: action, ...extra }, label);
     const toolbar = h("div", { class: "halo-toolbar" },
       onBack ? button(`← ${backLabel}`, "Back", onBack) : null,
       this.title, this.meta, h("span", { class: "halo-grow" }),
       this.zoomLabel,
-      button("Reset zoom", "Show the whole trace", () => this.zoom(0, this.traceEnd)),
+      button("Reset zoom", "Show the whole trace (double-click the minimap)", () => this.zoom(0, this.traceEnd)),
       button("Expand all", "Expand every subtree", () => this.setCollapsed([])),
       button("Collapse all", "Collapse to the roots' children", () => this.collapseAll()));
-    this.brush = h("div", { class: "halo-brush" });
-    this.axis = h("div", { class: "halo-axis", title: "Drag to zoom to a time range" }, this.brush);
-    this.installBrush();
+    this.findInput = h("input", {
+      class: "halo-input halo-find", type: "search", placeholder: "Find in trace (/): name, tool, arguments, input, output…",
+      "aria-label": "Find in trace",
+    });
+    this.findInput.addEventListener("input", () => this.find(this.findInput.value));
+    this.findInput.addEventListener("keydown", (event) => {
+      if (event.key === "Enter") {
+        event.preventDefault();
+        this.jump("match", event.shiftKey ? -1 : 1);
+      } else if (event.key === "Escape") {
+        this.findInput.value = "";
+        this.find("");
+        this.rows.viewport.focus();
+      }
+    });
+    this.findCount = h("span", { class: "halo-dim halo-find-count" });
+    const nav = (kind: Jump, label: string, key: string) => h("span", { class: "halo-nav", "data-nav": kind },
+      button("◀", `Previous ${label} (Shift+${key.toUpperCase()})`, () => this.jump(kind, -1), { "data-dir": "prev" }),
+      button("▶", `Next ${label} (${key})`, () => this.jump(kind, 1), { "data-dir": "next" }));
+    this.counts = {
+      error: h("span", { class: "halo-nav-label" }, "errors"),
+      finding: h("span", { class: "halo-nav-label" }, "findings"),
+    };
+    this.decisiveButton = button("◆ Decisive span", "Jump to the span the analysis blames for this failure (d)",
+      () => this.jumpToDecisive(), { class: "halo-button halo-decisive-button" });
+    const findbar = h("div", { class: "halo-toolbar halo-findbar" },
+      this.findInput, this.findCount, nav("match", "match", "enter"),
+      h("span", { class: "halo-sep" }), this.counts.error, nav("error", "error", "e"),
+      h("span", { class: "halo-sep" }), this.counts.finding, nav("finding", "finding", "f"),
+      this.decisiveButton, h("span", { class: "halo-grow" }), this.legend());
+    this.minimap = new Minimap((from, to) => this.zoom(from, to));
+    const brush = h("div", { class: "halo-brush" });
+    this.axis = h("div", { class: "halo-axis", title: "Drag here or on the bars to zoom to a time range" }, brush);
+    const resize = h("span", { class: "halo-col-resize", title: "Drag to resize the name column" });
+    this.installResize(resize);
     const ruler = h("div", { class: "halo-wf-grid halo-ruler" },
-      h("div", { class: "halo-cell halo-dim" }, "Span"), this.axis);
+      h("div", { class: "halo-cell halo-dim halo-ruler-name" }, "Span", resize), this.axis);
+    const overview = h("div", { class: "halo-wf-grid halo-overview" },
+      h("div", { class: "halo-cell halo-dim" }, "Whole trace"), this.minimap.el);
     this.rows = new VirtualRows(ROW_HEIGHT, (i, row) => this.renderRow(i, row), "halo-wf-body");
     this.rows.viewport.tabIndex = 0;
     this.rows.viewport.addEventListener("click", (event) => this.onClick(event));
-    this.rows.viewport.addEventListener("keydown", (event) => this.onKey(event));
-    this.detail = h("div", { class: "halo-detail" },
-      h("div", { class: "halo-dim" }, "Select a span to see its attributes, input, output and events."));
+    const zoomFromDrag = (a: number, b: number) => {
+      const span = this.z1 - this.z0;
+      this.zoom(this.z0 + a * span, this.z0 + b * span);
+    };
+    installDrag(this.axis, () => this.axis.getBoundingClientRect(), brush, zoomFromDrag);
+    installDrag(this.rows.viewport, () => this.axis.getBoundingClientRect(), brush, zoomFromDrag,
+      (event) => !!(event.target as HTMLElement).closest(".halo-wf-track"));
+    this.axis.addEventListener("dblclick", () => this.zoom(0, this.traceEnd));
+    this.detail = h("div", { class: "halo-detail" }, h("div", { class: "halo-dim" }, PROMPT));
     this.placeholder = h("div", { class: "halo-empty" }, "Select a trace to see its waterfall.");
     this.main = h("div", { class: "halo-wf-main" },
-      h("div", { class: "halo-wf-left" }, ruler, this.rows.viewport), this.detail);
+      h("div", { class: "halo-wf-left" }, overview, ruler, this.rows.viewport), this.detail);
     this.main.style.display = "none";
-    this.el = h("div", { class: "halo-waterfall" }, toolbar, this.placeholder, this.main);
+    findbar.style.display = "none";
+    this.el = h("div", { class: "halo-waterfall" }, toolbar, findbar, this.placeholder, this.main);
+    this.el.addEventListener("keydown", (event) => this.onKey(event));
     channel.on("waterfall", (content, buffers) => this.receive(content, buffers));
     channel.on("detail", (content) => this.showDetail(content));
+    channel.on("found", (content) => this.found(content));
   }
 
-  /** Ask the kernel for a trace (optionally with spans to highlight). */
+  /** Ask the kernel for a trace (optionally with spans to highlight, or a span to select). */
   load(traceId: string, extra: Record<string, unknown> = {}): void {
     this.traceId = traceId;
+    this.focusSpan = typeof extra.span_id === "string" ? extra.span_id : null;
     this.title.textContent = `Loading ${shortId(traceId)}…`;
     this.channel.request({ type: "open", trace_id: traceId, ...extra });
+  }
+
+  private legend(): HTMLElement {
+    const item = (swatch: Node, label: string) => h("span", { class: "halo-legend-item" }, swatch, label);
+    return h("details", { class: "halo-legend" }, h("summary", null, "Legend"),
+      h("div", { class: "halo-legend-body" },
+        ...KINDS.map((kind) => item(h("span", { class: `halo-kind-dot halo-kind-${kind}` }), kind)),
+        item(h("span", { class: "halo-mark halo-mark-error" }, "!"), "error status"),
+        item(h("span", { class: "halo-mark halo-mark-flag" }, "⚑"), "flagged by the cluster you came from"),
+        item(h("span", { class: "halo-mark halo-sev-medium" }, "●"), "finding (colour: severity)"),
+        item(h("span", { class: "halo-mark halo-mark-decisive" }, "◆"), "decisive span of the failure"),
+        item(h("span", { class: "halo-legend-critical" }), "critical path"),
+        item(h("span", { class: "halo-mark" }, "✎"), "annotated")));
   }
 
   private receive(content: any, buffers: DataView[]): void {
     if (this.traceId && content.trace_id !== this.traceId) return;
     const sameTrace = content.keep && this.spans && this.traceId === content.trace_id;
-    const previous = sameTrace ? this.spans!.id[this.selected] : null;
+    const previous = sameTrace && this.selected >= 0 ? this.spans!.id[this.selected] : null;
+    // A trace still receiving spans: a view showing all of it keeps showing all of it.
+    const whole = !sameTrace || (this.z0 <= 0 && this.z1 >= this.traceEnd * 0.999);
     this.traceId = content.trace_id;
+    const findbar = this.el.querySelector(".halo-findbar") as HTMLElement;
     if (content.error) {
       this.title.textContent = content.error;
       this.main.style.display = "none";
+      findbar.style.display = "none";
       this.placeholder.style.display = "";
       this.placeholder.textContent = content.error;
       return;
     }
     const frame = decodeFrame(buffers[0]);
     const c = frame.columns as any;
+    const n = frame.length;
     this.spans = {
-      length: frame.length, id: c.span_id, parent: c.parent_span_id, name: c.name, kind: c.kind,
-      start: c.start, end: c.end, status: c.status, tokens: c.tokens_total, model: c.model,
-      tool: c.tool_name, events: c.events, annotated: c.annotated,
+      length: n, id: c.span_id, parent: c.parent_span_id, name: c.name, kind: c.kind,
+      start: c.start, end: c.end, status: c.status, annotated: c.annotated,
+      finding: c.finding ?? new Array(n).fill(null),
     };
     this.highlight = new Set(content.highlight ?? []);
     this.buildTree();
-    const errors = this.spans.status.filter((s) => s === "error").length;
+    const s = this.spans;
+    this.error = new Uint8Array(n);
+    this.flagged = new Uint8Array(n);
+    let errors = 0, findings = 0;
+    for (let i = 0; i < n; i++) {
+      if (s.status[i] === "error") { this.error[i] = 1; errors++; }
+      // "info" findings (clock skew, a trace still running) take no part in the jumps.
+      if ((s.finding[i] && s.finding[i] !== "info") || this.highlight.has(s.id[i])) { this.flagged[i] = 1; findings++; }
+    }
+    this.critical = criticalPath(this.roots, this.children, s.start, s.end, this.traceEnd);
+    const blamed = content.decisive ? s.id.indexOf(content.decisive.span_id) : -1;
+    this.decisive = blamed >= 0 ? {
+      index: blamed,
+      info: { score: content.decisive.score ?? NaN, agent: content.decisive.agent ?? null, reasons: content.decisive.reasons ?? [] },
+    } : null;
+    this.decisiveButton.style.display = this.decisive ? "" : "none";
+    this.counts.error.textContent = `${fmtInt(errors)} error${errors === 1 ? "" : "s"}`;
+    this.counts.finding.textContent = `${fmtInt(findings)} finding${findings === 1 ? "" : "s"}`;
+    this.el.querySelectorAll<HTMLElement>("[data-nav=error] button").forEach((b) => { (b as HTMLButtonElement).disabled = !errors; });
+    this.el.querySelectorAll<HTMLElement>("[data-nav=finding] button").forEach((b) => { (b as HTMLButtonElement).disabled = !findings; });
     this.title.textContent = content.name || "(unnamed trace)";
     this.meta.textContent = ` ${shortId(content.trace_id)} · ${fmtDuration(this.traceEnd)} · ` +
-      `${fmtInt(frame.length)} spans` + (errors ? ` · ${errors} error${errors > 1 ? "s" : ""}` : "");
+      `${fmtInt(n)} spans` + (errors ? ` · ${errors} error${errors > 1 ? "s" : ""}` : "");
     this.placeholder.style.display = "none";
     this.main.style.display = "";
+    findbar.style.display = "";
     if (!sameTrace) {
       this.collapsed.clear();
       this.selected = -1;
+      this.matched = new Uint8Array(n);
+      this.matchCount = 0;
+      this.findInput.value = "";
+      this.findText = "";
+      this.findCount.textContent = "";
+    } else {
+      this.selected = previous ? s.id.indexOf(previous) : -1;
+      if (this.matched.length !== n) this.find(this.findText);
+    }
+    if (whole) {
       this.z0 = 0;
       this.z1 = this.traceEnd;
-    } else {
-      this.selected = previous ? this.spans.id.indexOf(previous) : -1;
-      if (this.z1 >= this.traceEnd * 0.999 || this.z1 <= 0) this.z1 = this.traceEnd;
     }
-    this.layout();
+    this.minimap.setData({ order: this.order, start: s.start, end: s.end, error: this.error, flagged: this.flagged, traceEnd: this.traceEnd });
+    this.zoom(this.z0, this.z1);
     if (!sameTrace) {
       this.rows.viewport.scrollTop = 0;
-      const first = this.firstHighlighted();
-      if (first >= 0) this.select(first);
+      const focus = this.focusSpan ? s.id.indexOf(this.focusSpan) : -1;
+      this.focusSpan = null;
+      const first = focus >= 0 ? focus : this.firstHighlighted();
+      if (first >= 0) this.reveal(first);
       else this.clearDetail();
     }
   }
@@ -148,41 +264,55 @@ export class Waterfall {
     const byStart = (a: number, b: number) => s.start[a] - s.start[b] || a - b;
     this.roots.sort(byStart);
     this.children = kids.map((k) => Int32Array.from(k.sort(byStart)));
+    this.parents = new Int32Array(n).fill(-1);
+    this.children.forEach((k, p) => { for (const c of k) this.parents[c] = p; });
     this.depth = new Int32Array(n);
-    const stack = this.roots.map((r) => [r, 0]);
-    const seen = new Uint8Array(n);
+    this.rank = new Int32Array(n).fill(-1);
+    const order: number[] = [];
+    const stack: [number, number][] = this.roots.slice().reverse().map((r) => [r, 0]);
     while (stack.length) {
       const [i, d] = stack.pop()!;
-      if (seen[i]) continue;
-      seen[i] = 1;
+      if (this.rank[i] >= 0) continue;
+      this.rank[i] = order.length;
+      order.push(i);
       this.depth[i] = d;
-      for (const k of this.children[i]) stack.push([k, d + 1]);
+      const k = this.children[i];
+      for (let j = k.length - 1; j >= 0; j--) stack.push([k[j], d + 1]);
     }
+    this.order = Int32Array.from(order);
     this.traceEnd = end > 0 ? end : 1;
   }
 
-  /** Depth-first order of the rows not hidden by a collapsed ancestor. */
+  private zoomed(): boolean {
+    return this.z0 > 0 || this.z1 < this.traceEnd * 0.999;
+  }
+
+  /** Depth-first order of the rows not hidden by a collapsed ancestor; when zoomed, only the
+   * spans that overlap the window (so a zoomed view is not rows without bars). */
   private layout(): void {
+    const s = this.spans!;
     const out: number[] = [];
-    const seen = new Uint8Array(this.spans!.length);
-    const stack = [...this.roots].reverse();
-    while (stack.length) {
-      const i = stack.pop()!;
-      if (seen[i]) continue;
-      seen[i] = 1;
+    const zoomed = this.zoomed();
+    const hidden = new Uint8Array(s.length);
+    for (const i of this.order) {
+      const parent = this.parents[i];
+      if (parent >= 0 && (hidden[parent] || this.collapsed.has(parent))) {
+        hidden[i] = 1;
+        continue;
+      }
+      if (zoomed) {
+        const end = Number.isFinite(s.end[i]) ? s.end[i] : this.traceEnd;
+        if (end < this.z0 || s.start[i] > this.z1) continue;
+      }
       out.push(i);
-      if (this.collapsed.has(i)) continue;
-      const kids = this.children[i];
-      for (let k = kids.length - 1; k >= 0; k--) stack.push(kids[k]);
     }
     this.visible = Int32Array.from(out);
-    this.paintAxis();
     this.rows.setCount(this.visible.length);
   }
 
   private firstHighlighted(): number {
     if (!this.highlight.size) return -1;
-    for (const i of this.visible) if (this.highlight.has(this.spans!.id[i])) return i;
+    for (const i of this.order) if (this.highlight.has(this.spans!.id[i])) return i;
     return -1;
   }
 
@@ -206,13 +336,14 @@ export class Waterfall {
   }
 
   zoom(from: number, to: number): void {
-    if (!(to > from)) return;
+    if (!(to > from) || !this.spans) return;
     this.z0 = Math.max(0, from);
     this.z1 = Math.min(Math.max(to, this.z0 + 1e-6), this.traceEnd);
-    const whole = this.z0 <= 0 && this.z1 >= this.traceEnd;
-    this.zoomLabel.textContent = whole ? "" : `zoom ${fmtDuration(this.z0)} – ${fmtDuration(this.z1)}`;
+    this.layout();
+    this.zoomLabel.textContent = this.zoomed()
+      ? `zoom ${fmtDuration(this.z0)} – ${fmtDuration(this.z1)} · ${fmtInt(this.visible.length)} spans in range` : "";
+    this.minimap.setWindow(this.z0, this.z1);
     this.paintAxis();
-    this.rows.refresh();
   }
 
   private paintAxis(): void {
@@ -228,47 +359,34 @@ export class Waterfall {
     }
   }
 
-  private installBrush(): void {
-    let startX = -1;
-    const fraction = (event: MouseEvent) => {
-      const rect = this.axis.getBoundingClientRect();
-      return Math.min(1, Math.max(0, (event.clientX - rect.left) / rect.width));
-    };
-    const move = (event: MouseEvent) => {
-      const x = fraction(event);
-      this.brush.style.left = `${Math.min(startX, x) * 100}%`;
-      this.brush.style.width = `${Math.abs(x - startX) * 100}%`;
-    };
-    const up = (event: MouseEvent) => {
-      window.removeEventListener("mousemove", move);
-      window.removeEventListener("mouseup", up);
-      this.brush.style.display = "none";
-      const x = fraction(event);
-      const [a, b] = [Math.min(startX, x), Math.max(startX, x)];
-      if (b - a > 0.005) {
-        const span = this.z1 - this.z0;
-        this.zoom(this.z0 + a * span, this.z0 + b * span);
-      }
-    };
-    this.axis.addEventListener("mousedown", (event) => {
-      event.preventDefault();
-      startX = fraction(event);
-      this.brush.style.display = "block";
-      this.brush.style.left = `${startX * 100}%`;
-      this.brush.style.width = "0";
+  private installResize(handle: HTMLElement): void {
+    handle.addEventListener("mousedown", (down) => {
+      down.preventDefault();
+      down.stopPropagation();
+      const left = this.main.getBoundingClientRect().left;
+      const move = (event: MouseEvent) => {
+        const width = Math.max(120, event.clientX - left);
+        this.el.style.setProperty("--halo-wf-name", `${width}px`);
+      };
+      const up = () => {
+        window.removeEventListener("mousemove", move);
+        window.removeEventListener("mouseup", up);
+      };
       window.addEventListener("mousemove", move);
       window.addEventListener("mouseup", up);
     });
-    this.axis.addEventListener("dblclick", () => this.zoom(0, this.traceEnd));
   }
 
   private renderRow(index: number, row: HTMLDivElement): void {
     const s = this.spans!;
     const i = this.visible[index];
-    const error = s.status[i] === "error";
+    const error = this.error[i] === 1;
     const flagged = this.highlight.has(s.id[i]);
+    const decisive = this.decisive?.index === i;
     row.className = `halo-row halo-wf-grid halo-kind-${s.kind[i]}` + (error ? " halo-error" : "") +
-      (flagged ? " halo-flagged" : "") + (i === this.selected ? " halo-selected" : "");
+      (flagged ? " halo-flagged" : "") + (i === this.selected ? " halo-selected" : "") +
+      (this.matched[i] ? " halo-match" : "") + (this.critical[i] ? " halo-critical" : "") +
+      (decisive ? " halo-decisive" : "");
     row.dataset.spanId = s.id[i];
     row.dataset.span = String(i);
     if (row.childElementCount !== 2) {
@@ -298,8 +416,12 @@ export class Waterfall {
     name.textContent = s.name[i];
     name.title = s.name[i];
     marks.replaceChildren();
+    if (decisive) marks.append(h("span", { class: "halo-mark halo-mark-decisive", title: "decisive span of the failure" }, "◆"));
     if (error) marks.append(h("span", { class: "halo-mark halo-mark-error", title: "error status" }, "!"));
     if (flagged) marks.append(h("span", { class: "halo-mark halo-mark-flag", title: "flagged by the analysis" }, "⚑"));
+    else if (s.finding[i] && s.finding[i] !== "info") {
+      marks.append(h("span", { class: `halo-mark halo-mark-finding halo-sev-${s.finding[i]}`, title: `finding (${s.finding[i]})` }, "●"));
+    }
     if (s.annotated[i] > 0) marks.append(h("span", { class: "halo-mark", title: "annotated" }, "✎"));
     if (collapsed) marks.append(h("span", { class: "halo-dim" }, ` +${this.descendants(i)}`));
     const [bar, label] = Array.from(track.children) as HTMLElement[];
@@ -346,18 +468,88 @@ export class Waterfall {
   }
 
   private onKey(event: KeyboardEvent): void {
-    if (this.selected < 0) return;
-    const position = this.visible.indexOf(this.selected);
+    if (!this.spans || event.ctrlKey || event.metaKey || event.altKey) return;
+    const typing = (event.target as HTMLElement).closest("input, textarea, select");
+    if (typing) return;
+    const position = this.selected >= 0 ? this.visible.indexOf(this.selected) : -1;
     const moves: Record<string, () => void> = {
+      "/": () => this.findInput.focus(),
+      e: () => this.jump("error", 1), E: () => this.jump("error", -1),
+      f: () => this.jump("finding", 1), F: () => this.jump("finding", -1),
+      n: () => this.jump("match", 1), N: () => this.jump("match", -1),
+      d: () => this.jumpToDecisive(),
       ArrowDown: () => position + 1 < this.visible.length && this.select(this.visible[position + 1]),
       ArrowUp: () => position > 0 && this.select(this.visible[position - 1]),
-      ArrowLeft: () => this.children[this.selected].length && !this.collapsed.has(this.selected) && this.toggle(this.selected),
+      ArrowLeft: () => this.selected >= 0 && this.children[this.selected].length && !this.collapsed.has(this.selected) && this.toggle(this.selected),
       ArrowRight: () => this.collapsed.has(this.selected) && this.toggle(this.selected),
     };
-    if (moves[event.key]) {
-      event.preventDefault();
-      moves[event.key]();
+    const move = moves[event.key];
+    if (!move) return;
+    event.preventDefault();
+    event.stopPropagation();
+    move();
+  }
+
+  /** Select the next (or previous) span with an error, a finding or a find match, in
+   * depth-first order from the selection, wrapping around. */
+  private jump(kind: Jump, direction: 1 | -1): void {
+    if (!this.spans) return;
+    const marks = kind === "error" ? this.error : kind === "finding" ? this.flagged : this.matched;
+    const n = this.order.length;
+    const from = this.selected >= 0 ? this.rank[this.selected] : direction > 0 ? -1 : n;
+    for (let step = 1; step <= n; step++) {
+      const i = this.order[(((from + direction * step) % n) + n) % n];
+      if (marks[i]) {
+        this.reveal(i);
+        return;
+      }
     }
+  }
+
+  private jumpToDecisive(): void {
+    if (this.decisive) this.reveal(this.decisive.index);
+  }
+
+  /** Make span `i` visible (expand its ancestors, leave a zoom that hides it) and select it. */
+  private reveal(i: number): void {
+    const s = this.spans!;
+    let changed = false;
+    for (let p = this.parents[i]; p >= 0; p = this.parents[p]) {
+      if (this.collapsed.delete(p)) changed = true;
+    }
+    const end = Number.isFinite(s.end[i]) ? s.end[i] : this.traceEnd;
+    if (this.zoomed() && (end < this.z0 || s.start[i] > this.z1)) this.zoom(0, this.traceEnd);
+    else if (changed) this.layout();
+    this.select(i);
+  }
+
+  private find(text: string): void {
+    this.findText = text.trim();
+    const seq = ++this.findSeq;
+    if (!this.findText || !this.spans) {
+      this.matched = new Uint8Array(this.spans?.length ?? 0);
+      this.matchCount = 0;
+      this.findCount.textContent = "";
+      this.rows.refresh();
+      return;
+    }
+    this.channel.request({ type: "find", trace_id: this.traceId, text: this.findText, seq });
+  }
+
+  private found(content: any): void {
+    if (content.seq !== this.findSeq || content.trace_id !== this.traceId || !this.spans) return;
+    const s = this.spans;
+    const wanted = new Set<string>(content.span_ids ?? []);
+    this.matched = new Uint8Array(s.length);
+    this.matchCount = 0;
+    for (let i = 0; i < s.length; i++) {
+      if (wanted.has(s.id[i])) { this.matched[i] = 1; this.matchCount++; }
+    }
+    this.findCount.textContent = content.error ? content.error
+      : this.matchCount ? `${fmtInt(this.matchCount)} match${this.matchCount === 1 ? "" : "es"}` : "no match";
+    this.findCount.dataset.seq = String(content.seq);
+    if (this.matchCount && !(this.selected >= 0 && this.matched[this.selected])) this.jump("match", 1);
+    else this.rows.refresh();
   }
 
   select(i: number): void {
@@ -374,8 +566,7 @@ export class Waterfall {
 
   private clearDetail(): void {
     clear(this.detail);
-    this.detail.appendChild(h("div", { class: "halo-dim" },
-      "Select a span to see its attributes, input, output and events."));
+    this.detail.appendChild(h("div", { class: "halo-dim" }, PROMPT));
   }
 
   private showDetail(content: any): void {
@@ -386,61 +577,12 @@ export class Waterfall {
       this.detail.appendChild(h("div", { class: "halo-error-text" }, content.error));
       return;
     }
-    const d = content.detail;
     const i = this.selected;
     const end = Number.isFinite(s.end[i]) ? s.end[i] : this.traceEnd;
-    const zoomTo = h("button", { class: "halo-button", type: "button" }, "Zoom to span");
-    zoomTo.addEventListener("click", () => this.zoom(s.start[i], Math.max(end, s.start[i] + 1e-3)));
-    const facts: [string, unknown][] = [
-      ["kind", d.kind], ["status", d.status], ["span id", d.span_id], ["parent", d.parent_span_id],
-      ["start", `+${fmtDuration(s.start[i])}`], ["duration", fmtDuration(d.duration_ms ?? NaN)],
-      ["service", d.service], ["model", d.model], ["tool", d.tool_name],
-      ["finish reason", d.finish_reason],
-      ["tokens", d.tokens_total == null ? null : `${fmtInt(d.tokens_total)} (in ${fmtInt(d.tokens_in ?? NaN)}, out ${fmtInt(d.tokens_out ?? NaN)})`],
-    ];
-    const table = h("table", { class: "halo-kv" });
-    for (const [key, value] of facts) {
-      if (value === null || value === undefined || value === "") continue;
-      table.appendChild(h("tr", null, h("th", null, key),
-        h("td", null, key === "status" ? statusBadge(String(value)) : String(value))));
-    }
-    const section = (label: string, body: Node | null) =>
-      body ? h("details", { class: "halo-section", open: true }, h("summary", null, label), body) : null;
-    const text = (value: string | null | undefined) => (value ? expandable(value) : null);
-    this.detail.append(
-      h("div", { class: "halo-detail-head" },
-        h("span", { class: "halo-title" }, d.name), h("span", { class: "halo-grow" }), zoomTo),
-      d.status === "error"
-        ? h("div", { class: "halo-error-text" }, `Error: ${d.status_message || "status error"}`) : "",
-      table);
-    const findings = (d.findings ?? []) as any[];
-    const parts = [
-      findings.length ? section(`Findings (${findings.length})`, h("ul", { class: "halo-list" },
-        ...findings.map((f) => h("li", null, severityBadge(f.severity), ` ${f.detector}: ${f.message}`)))) : null,
-      section("Input", text(d.input)),
-      section("Output", text(d.output)),
-      section("Tool arguments", text(d.tool_args)),
-      section("Tool result", text(d.tool_result)),
-      (d.annotations ?? []).length ? section(`Annotations (${d.annotations.length})`, this.eventList(d.annotations)) : null,
-      (d.events ?? []).length ? section(`Events (${d.events.length})`, this.eventList(d.events)) : null,
-      section(`Attributes (${Object.keys(d.attributes ?? {}).length})`, this.attributeTable(d.attributes ?? {})),
-    ];
-    for (const part of parts) if (part) this.detail.appendChild(part);
-  }
-
-  private eventList(events: any[]): HTMLElement {
-    return h("ul", { class: "halo-list" }, ...events.map((e) =>
-      h("li", null, h("b", null, e.name), e.offset_ms != null ? h("span", { class: "halo-dim" }, ` +${fmtDuration(e.offset_ms)}`) : null,
-        Object.keys(e.attributes ?? {}).length ? this.attributeTable(e.attributes) : null)));
-  }
-
-  private attributeTable(attributes: Record<string, unknown>): HTMLElement {
-    const table = h("table", { class: "halo-kv" });
-    for (const key of Object.keys(attributes).sort()) {
-      const value = attributes[key];
-      const textValue = typeof value === "string" ? value : JSON.stringify(value);
-      table.appendChild(h("tr", null, h("th", null, key), h("td", null, expandable(textValue, 300))));
-    }
-    return table;
+    this.detail.append(...renderDetail(content.detail, {
+      start: s.start[i],
+      decisive: this.decisive?.index === i ? this.decisive.info : null,
+      onZoom: () => this.zoom(s.start[i], Math.max(end, s.start[i] + 1e-3)),
+    }));
   }
 }
