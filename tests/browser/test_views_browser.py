@@ -6,94 +6,14 @@ from __future__ import annotations
 import json
 import re
 import time
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
-import polars as pl
 import pytest
 
-from halo_nb.interchange.otlp_encode import encode_request, request_to_protobuf
-
-from .corpus import agent_traces, wide_trace
 from .lab import Lab, Notebook, screenshot
+from .session import ERROR_TRACES, TRACES, WIDE_SPANS, send_live_trace, visible_names, widget
 
 pytestmark = pytest.mark.browser
-
-TRACES = 30
-WIDE_SPANS = 3_000
-CORPUS = pl.concat([agent_traces(TRACES), wide_trace(WIDE_SPANS)])
-ERROR_TRACES = CORPUS.filter(pl.col("status") == "error")["trace_id"].n_unique()
-
-
-def post_otlp(port: int, spans: pl.DataFrame) -> None:
-    body = request_to_protobuf(encode_request(spans))
-    request = urllib.request.Request(f"http://127.0.0.1:{port}/v1/traces", data=body,
-                                     headers={"Content-Type": "application/x-protobuf"})
-    with urllib.request.urlopen(request, timeout=30) as response:
-        assert response.status == 200
-
-
-def send_live_trace(port: int) -> None:
-    """One trace from the real OpenTelemetry SDK and OTLP/HTTP exporter."""
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-    from opentelemetry.sdk.resources import Resource
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-    from opentelemetry.trace import Status, StatusCode
-
-    provider = TracerProvider(resource=Resource.create({"service.name": "live-service"}))
-    provider.add_span_processor(SimpleSpanProcessor(
-        OTLPSpanExporter(endpoint=f"http://127.0.0.1:{port}/v1/traces")))
-    tracer = provider.get_tracer("browser-test")
-    with tracer.start_as_current_span("live-probe", attributes={
-            "openinference.span.kind": "AGENT", "input.value": "probe question"}):
-        with tracer.start_as_current_span("probe-tool", attributes={
-                "openinference.span.kind": "TOOL", "tool.name": "probe"}) as child:
-            child.set_status(Status(StatusCode.ERROR, "probe failed"))
-    provider.shutdown()
-
-
-@pytest.fixture(scope="module")
-def page(lab: Lab, browser: object) -> Iterator[object]:
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    Notebook(page).open(lab.new_notebook("views.ipynb"))
-    page.errors = errors
-    yield page
-    context.close()
-
-
-@pytest.fixture(scope="module")
-def notebook(page: object) -> Notebook:
-    return Notebook(page)
-
-
-@pytest.fixture(scope="module")
-def collector_port(notebook: Notebook) -> int:
-    cell = notebook.run(
-        "import json, halo_nb\n"
-        "collector = halo_nb.serve()\n"
-        "print(json.dumps({'port': collector.port}))")
-    port = json.loads(re.search(r"\{.*\}", notebook.text(cell)).group(0))["port"]
-    post_otlp(port, CORPUS)
-    return port
-
-
-def widget(cell: object) -> object:
-    errors = cell.locator("[data-mime-type='application/vnd.jupyter.stderr']")
-    root = cell.locator(".halo-root")
-    root.or_(errors).first.wait_for(timeout=30_000)
-    assert errors.count() == 0, errors.all_inner_texts()
-    return root
-
-
-def visible_names(root: object, column: str) -> list[str]:
-    cells = root.locator(f".halo-traces-body .halo-row:visible [data-col={column}]")
-    return cells.all_inner_texts()
-
 
 def test_trace_list_rows_sorting_filter_and_waterfall(notebook: Notebook, collector_port: int,
                                                        page: object) -> None:
@@ -114,15 +34,15 @@ def test_trace_list_rows_sorting_filter_and_waterfall(notebook: Notebook, collec
     root.locator("[data-key=name]").click()
     assert visible_names(root, "name")[0].startswith("long-agent-run")
 
-    root.locator("select.halo-select").select_option("error")
+    root.locator("select[data-filter=status]").select_option("error")
     expect(root.locator(".halo-count")).to_have_text(f"{ERROR_TRACES} of {TRACES + 1} traces")
     assert set(visible_names(root, "status")) == {"error"}
-    root.locator("select.halo-select").select_option("all")
-    root.locator("input.halo-input").fill("long-agent")
+    root.locator("select[data-filter=status]").select_option("all")
+    root.locator(".halo-tracelist input.halo-input").fill("long-agent")
     expect(root.locator(".halo-count")).to_have_text(f"1 of {TRACES + 1} traces")
-    root.locator("input.halo-input").fill("")
+    root.locator(".halo-tracelist input.halo-input").fill("")
 
-    root.locator("input.halo-input").fill("support-agent")
+    root.locator(".halo-tracelist input.halo-input").fill("support-agent")
     rows.first.click()
     waterfall = root.locator(".halo-waterfall")
     expect(waterfall.locator(".halo-wf-body .halo-row:visible").first).to_be_visible()
@@ -154,8 +74,8 @@ def test_live_span_appears_without_rerunning(notebook: Notebook, collector_port:
     cells = page.locator(".jp-Notebook .jp-CodeCell")
     root = cells.nth(1).locator(".halo-root")
     root.locator("[data-tab=traces]").click()
-    root.locator("select.halo-select").select_option("all")
-    root.locator("input.halo-input").fill("")
+    root.locator("select[data-filter=status]").select_option("all")
+    root.locator(".halo-tracelist input.halo-input").fill("")
     executed = page.locator(".jp-InputPrompt").all_inner_texts()
     send_live_trace(collector_port)
     expect(root.locator(".halo-count")).to_have_text(f"{TRACES + 2} traces", timeout=15_000)
@@ -183,7 +103,7 @@ def test_waterfall_large_trace_virtualised_collapse_zoom(notebook: Notebook,
     body = root.locator(".halo-wf-body")
     expect(body.locator(".halo-row:visible").first).to_be_visible()
     assert body.locator(".halo-row").count() < 80, "only the rows in view are in the DOM"
-    expect(root.locator(".halo-toolbar")).to_contain_text(f"{WIDE_SPANS:,} spans")
+    expect(root.locator(".halo-toolbar").first).to_contain_text(f"{WIDE_SPANS:,} spans")
     body.evaluate("el => { el.scrollTop = el.scrollHeight; }")
     expect(body.locator(".halo-row:visible").last).to_be_visible()
     last_index = max(int(i) for i in body.locator(".halo-row:visible").evaluate_all(
@@ -207,14 +127,6 @@ def test_waterfall_large_trace_virtualised_collapse_zoom(notebook: Notebook,
     screenshot(root, "waterfall-large-zoomed")
     root.locator("button", has_text="Reset zoom").click()
     expect(root.locator(".halo-zoom-label")).to_have_text("")
-
-
-@pytest.fixture(scope="module")
-def analysed(notebook: Notebook, collector_port: int) -> object:
-    return notebook.run(
-        "result = halo_nb.analyze()\n"
-        "print(result.clusters.height, 'clusters;', result.hypotheses.height, 'hypotheses')",
-        timeout_ms=180_000)
 
 
 def test_clusters_open_waterfall_with_flagged_spans(notebook: Notebook, analysed: object,
