@@ -84,21 +84,28 @@ def build_parser() -> argparse.ArgumentParser:
                             "shows tracebacks.")
     parser.add_argument("--version", action="version",
                         version=f"halo {halo_nb.__version__} (halo_nb)")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subcommands = parser.add_subparsers(dest="command", metavar="COMMAND")
     storage = _Parser(add_help=False)
-    storage.add_argument("--storage", type=Path, metavar="DIR",
+    storage.add_argument("--storage", type=_storage_folder, metavar="DIR",
                          help="storage folder (default: halo.toml, HALO_STORAGE_PATH, "
                               "or .halo/data)")
     for add in (_add_init, _add_serve, _add_list_traces, _add_show, _add_analyze, _add_explain,
                 _add_export, _add_import, _add_replay, _add_compare, _add_check):
-        add(commands, storage)
+        add(subcommands, storage)
     return parser
+
+
+def _storage_folder(text: str) -> Path:
+    """``--storage``'s value: a folder; an empty one is refused, not taken as ".". """
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be empty (\".\" means this folder)")
+    return Path(text)
 
 
 # ---- init ----------------------------------------------------------------------------------
 
-def _add_init(commands: Commands, storage: argparse.ArgumentParser) -> None:
-    p = commands.add_parser("init", help="write a commented halo.toml and the storage folder",
+def _add_init(subcommands: Commands, storage: argparse.ArgumentParser) -> None:
+    p = subcommands.add_parser("init", help="write a commented halo.toml and the storage folder",
                             description="Write a commented halo.toml and create the storage "
                                         "folder.")
     p.add_argument("--dir", type=Path, default=Path("."), help="folder for halo.toml (default: .)")
@@ -146,8 +153,8 @@ def _settings_from(toml_file: Path, folder: Path) -> Settings:
 
 # ---- serve ---------------------------------------------------------------------------------
 
-def _add_serve(commands: Commands, storage: argparse.ArgumentParser) -> None:
-    p = commands.add_parser("serve", parents=[storage],
+def _add_serve(subcommands: Commands, storage: argparse.ArgumentParser) -> None:
+    p = subcommands.add_parser("serve", parents=[storage],
                             help="run the OTLP/HTTP collector in the foreground",
                             description="Run the collector until Ctrl-C (or SIGTERM), then "
                                         "flush the store and exit.")
@@ -163,7 +170,8 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         collector = halo_nb.serve(host=args.host, port=args.port)
         settings = halo_nb.settings()
-        where = settings.storage_path if settings.persist else "memory only (persist = false)"
+        where = (f"{settings.storage_path} (durability = {settings.durability})"
+                 if settings.persist else "memory only (persist = false)")
         print(f"halo: collector listening on {collector.url} "
               f"(OTLP/HTTP: POST {collector.url}/v1/traces)", flush=True)
         print(f"halo: storage {where}; Ctrl-C to stop", flush=True)
@@ -181,8 +189,8 @@ def _serve(args: argparse.Namespace) -> int:
 
 # ---- list-traces ---------------------------------------------------------------------------
 
-def _add_list_traces(commands_: Commands, storage: argparse.ArgumentParser) -> None:
-    p = commands_.add_parser("list-traces", parents=[storage], help="list stored traces",
+def _add_list_traces(subcommands: Commands, storage: argparse.ArgumentParser) -> None:
+    p = subcommands.add_parser("list-traces", parents=[storage], help="list stored traces",
                              description="List stored traces, newest first.")
     p.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
     p.add_argument("--limit", type=_non_negative, default=0,
@@ -230,8 +238,8 @@ def _list_traces(args: argparse.Namespace) -> int:
 
 # ---- show / analyze ------------------------------------------------------------------------
 
-def _add_show(commands_: Commands, storage: argparse.ArgumentParser) -> None:
-    p = commands_.add_parser("show", parents=[storage], help="print one trace's span tree",
+def _add_show(subcommands: Commands, storage: argparse.ArgumentParser) -> None:
+    p = subcommands.add_parser("show", parents=[storage], help="print one trace's span tree",
                              description="Print one trace as a span tree: each span's kind, "
                                          "duration, status and findings.")
     p.add_argument("trace_id", metavar="TRACE", help="trace id (or unique prefix)")
@@ -243,8 +251,8 @@ def _show(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _add_analyze(commands_: Commands, storage: argparse.ArgumentParser) -> None:
-    p = commands_.add_parser(
+def _add_analyze(subcommands: Commands, storage: argparse.ArgumentParser) -> None:
+    p = subcommands.add_parser(
         "analyze", parents=[storage], help="find failure clusters, hypotheses and blame",
         description="Analyse the stored traces (or some): findings, failure clusters with "
                     "their hypotheses and fixes, and the decisive step of each failed trace.")
@@ -282,8 +290,8 @@ def _trace_json(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _add_explain(commands_: Commands, storage: argparse.ArgumentParser) -> None:
-    p = commands_.add_parser(
+def _add_explain(subcommands: Commands, storage: argparse.ArgumentParser) -> None:
+    p = subcommands.add_parser(
         "explain", parents=[storage], help="which step broke a run: outcome and blame",
         description="Explain one stored trace, or every trace of a snapshot file: its outcome "
                     "and, for a failed run, the decisive step, its agent and the reasons.")
@@ -301,8 +309,8 @@ def _explain(args: argparse.Namespace) -> int:
 
 # ---- export / import -----------------------------------------------------------------------
 
-def _add_export(commands: Commands, storage: argparse.ArgumentParser) -> None:
-    p = commands.add_parser("export", parents=[storage], help="write traces to a snapshot file",
+def _add_export(subcommands: Commands, storage: argparse.ArgumentParser) -> None:
+    p = subcommands.add_parser("export", parents=[storage], help="write traces to a snapshot file",
                             description="Write traces to one portable snapshot JSON file.")
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--trace-id", nargs="+", action="extend", metavar="ID",
@@ -322,8 +330,8 @@ def _export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _add_import(commands: Commands, storage: argparse.ArgumentParser) -> None:
-    p = commands.add_parser("import", parents=[storage], help="load a snapshot file",
+def _add_import(subcommands: Commands, storage: argparse.ArgumentParser) -> None:
+    p = subcommands.add_parser("import", parents=[storage], help="load a snapshot file",
                             description="Load a snapshot file into the store (all or nothing; "
                                         "importing twice changes nothing).")
     p.add_argument("--file", "-f", type=Path, required=True, metavar="FILE")
@@ -339,8 +347,8 @@ def _import(args: argparse.Namespace) -> int:
 
 # ---- replay --------------------------------------------------------------------------------
 
-def _add_replay(commands: Commands, storage: argparse.ArgumentParser) -> None:
-    p = commands.add_parser("replay", help="re-send a snapshot's spans to an OTLP/HTTP endpoint",
+def _add_replay(subcommands: Commands, storage: argparse.ArgumentParser) -> None:
+    p = subcommands.add_parser("replay", help="re-send a snapshot's spans to an OTLP/HTTP endpoint",
                             description="Re-send a snapshot's spans to an OTLP/HTTP endpoint.")
     p.add_argument("--file", "-f", type=Path, required=True, metavar="FILE")
     p.add_argument("--endpoint", required=True, metavar="URL",
@@ -376,8 +384,8 @@ def _replay(args: argparse.Namespace) -> int:
 
 # ---- compare -------------------------------------------------------------------------------
 
-def _add_compare(commands: Commands, storage: argparse.ArgumentParser) -> None:
-    p = commands.add_parser("compare", parents=[storage], help="compare two traces",
+def _add_compare(subcommands: Commands, storage: argparse.ArgumentParser) -> None:
+    p = subcommands.add_parser("compare", parents=[storage], help="compare two traces",
                             description="Align two traces' span trees and show what changed.")
     p.add_argument("trace_a", metavar="A", help="trace id (or unique prefix)")
     p.add_argument("trace_b", metavar="B", help="trace id (or unique prefix)")
@@ -401,11 +409,11 @@ def _compare(args: argparse.Namespace) -> int:
 EXIT_REGRESSION = 3
 
 
-def _add_check(commands: Commands, storage: argparse.ArgumentParser) -> None:
+def _add_check(subcommands: Commands, storage: argparse.ArgumentParser) -> None:
     from .interchange.check import DEFAULT_MAX_GROWTH, DEFAULT_MIN_SEVERITY
     from .rlm.registry import SEVERITIES
 
-    p = commands.add_parser(
+    p = subcommands.add_parser(
         "check", help="fail when failure clusters are new or grew (for CI)",
         description="Analyse a baseline and a current set of traces (a snapshot file or a "
                     "folder of them) and report failure clusters that are new or whose "
