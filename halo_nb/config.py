@@ -23,6 +23,12 @@ class Settings:
     storage_path: Path = Path(".halo/data")
     persist: bool = True
     max_retention_days: float = 30.0
+    # "async": the collector answers 200 once spans are in memory and writes them within
+    # 0.25 s; "sync": it answers 200 only after they are written and fsynced.
+    durability: str = "async"
+    # Ceiling of the in-memory store (bytes); past it appends are refused (the collector
+    # answers 503 with Retry-After). 0: half of this machine's physical memory.
+    max_store_bytes: int = 0
     max_body_bytes: int = 64 * 1024 * 1024
     analysis_depth: int = 3
     cross_trace_correlation: bool = True
@@ -37,6 +43,12 @@ class Settings:
         _check_positive("max_body_bytes", self.max_body_bytes)
         _check_positive("analysis_depth", self.analysis_depth)
         _check_positive("min_traces_for_systemic_analysis", self.min_traces_for_systemic_analysis)
+        if self.durability not in ("async", "sync"):
+            raise ConfigError(f"durability: must be \"async\" or \"sync\", got "
+                              f"{self.durability!r}")
+        if self.max_store_bytes < 0:
+            raise ConfigError(f"max_store_bytes: must be >= 0 (0: half of physical memory), "
+                              f"got {self.max_store_bytes!r}")
         if not self.max_retention_days > 0:
             raise ConfigError(f"max_retention_days: must be > 0, got {self.max_retention_days!r}")
         if not self.host:
@@ -44,6 +56,16 @@ class Settings:
 
     def replace(self, **changes: Any) -> Settings:
         return load_settings(base=self, **changes)
+
+
+def store_memory_ceiling(settings: Settings) -> int:
+    """``max_store_bytes`` in bytes, with 0 resolved to half of physical memory."""
+    if settings.max_store_bytes:
+        return settings.max_store_bytes
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2
+    except (ValueError, OSError, AttributeError):
+        return 8 << 30
 
 
 def _check_positive(key: str, value: int) -> None:
@@ -94,6 +116,8 @@ def _coerce_value(key: str, value: Any) -> Any:
     if kind is Path:
         if not isinstance(value, (str, os.PathLike)):
             raise ConfigError(f"{key}: expected a path, got {value!r}")
+        if not os.fspath(value).strip():
+            raise ConfigError(f"{key}: must not be empty (\".\" means this folder)")
         return Path(value).expanduser()
     if not isinstance(value, str):
         raise ConfigError(f"{key}: expected a string, got {value!r}")
@@ -164,7 +188,10 @@ _TOML_COMMENTS = {
     "host": "Where the collector listens for OTLP/HTTP (POST /v1/traces). Loopback keeps\n"
             "traces on this machine; port 0 picks a free port.",
     "storage_path": "Where spans are kept (Parquet files), whether they are kept on disk at\n"
-                    "all, and how many days a trace is kept after its newest span.",
+                    "all, how many days a trace is kept after its newest span arrived,\n"
+                    "whether 200 waits until spans are fsynced (\"sync\") or not (\"async\":\n"
+                    "written within 0.25 s), and the in-memory ceiling in bytes (0: half\n"
+                    "of physical memory).",
     "max_body_bytes": "Largest request body the collector accepts, after decompression (bytes).",
     "analysis_depth": "Analysis: how many span layers the recursive walk decomposes, whether\n"
                       "findings are correlated across traces, and from how many traces\n"

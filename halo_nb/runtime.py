@@ -1,12 +1,19 @@
 """The process-wide state behind the public API: settings, the span store,
-the running collector and the latest analysis result. One per kernel."""
+the running collector and the latest analysis result. One per kernel.
+
+At process exit (normal exit, and SIGTERM where nothing else handles it) everything
+acknowledged is written: buffered SDK spans are handed to the store, the collector
+stops taking requests, and the store writes what it holds. See ``exit_hooks``.
+"""
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .config import Settings, load_settings
+from . import exit_hooks
+from .config import Settings, load_settings, store_memory_ceiling
 
 if TYPE_CHECKING:
     from .ingest.server import Collector
@@ -17,6 +24,8 @@ _settings: Settings | None = None
 _store: SpanStore | None = None
 _collector: Collector | None = None
 _last_analysis: Any = None
+# Called first by ``shutdown`` (e.g. the SDK hands its buffered spans to the store).
+_before_shutdown: list[Callable[[], None]] = []
 
 
 def settings() -> Settings:
@@ -34,8 +43,9 @@ def configure(**overrides: Any) -> Settings:
     with _lock:
         old = settings()
         new = old.replace(**overrides)
-        storage_changed = (new.storage_path, new.persist, new.max_retention_days) != (
-            old.storage_path, old.persist, old.max_retention_days)
+        storage_keys = ("storage_path", "persist", "max_retention_days", "durability",
+                        "max_store_bytes")
+        storage_changed = any(getattr(new, k) != getattr(old, k) for k in storage_keys)
         if storage_changed or (new.host, new.port, new.max_body_bytes) != (
                 old.host, old.port, old.max_body_bytes):
             stop()
@@ -54,7 +64,10 @@ def store() -> SpanStore:
 
             s = settings()
             _store = SpanStore(s.storage_path if s.persist else None,
-                               retention_days=s.max_retention_days)
+                               retention_days=s.max_retention_days,
+                               durability=s.durability if s.persist else "async",
+                               max_bytes=store_memory_ceiling(s))
+            exit_hooks.install(shutdown)
         return _store
 
 
@@ -93,6 +106,29 @@ def set_last_analysis(result: Any) -> None:
 
 def last_analysis() -> Any:
     return _last_analysis
+
+
+def before_shutdown(callback: Callable[[], None]) -> None:
+    """Run ``callback`` at the start of every ``shutdown`` (once per callback)."""
+    with _lock:
+        if callback not in _before_shutdown:
+            _before_shutdown.append(callback)
+
+
+def shutdown() -> None:
+    """Write everything acknowledged so far: the SDK's buffered spans, then the spans of
+    requests the collector answered, then the store's pending spans (process exit)."""
+    for callback in list(_before_shutdown):
+        try:
+            callback()
+        except Exception as exc:  # noqa: BLE001 - the store must still be written
+            import logging
+
+            logging.getLogger(__name__).warning("halo_nb: at exit: %s", exc)
+    with _lock:
+        stop()
+        if _store is not None:
+            _store.close()
 
 
 def reset() -> None:

@@ -41,6 +41,8 @@ def test_halo_toml_sets_every_kind_of_value(tmp_path: Path) -> None:
         storage_path = "/var/halo"
         persist = false
         max_retention_days = 7.5
+        durability = "sync"
+        max_store_bytes = 1_073_741_824
         max_body_bytes = 1_048_576
         analysis_depth = 5
         cross_trace_correlation = false
@@ -51,7 +53,8 @@ def test_halo_toml_sets_every_kind_of_value(tmp_path: Path) -> None:
     settings = load_settings(start=tmp_path)
     assert as_dict(settings) == {
         "host": "0.0.0.0", "port": 5000, "storage_path": "/var/halo", "persist": False,
-        "max_retention_days": 7.5, "max_body_bytes": 1_048_576, "analysis_depth": 5,
+        "max_retention_days": 7.5, "durability": "sync", "max_store_bytes": 1_073_741_824,
+        "max_body_bytes": 1_048_576, "analysis_depth": 5,
         "cross_trace_correlation": False, "min_traces_for_systemic_analysis": 3,
         "model": "none", "model_seed": 7,
     }
@@ -177,6 +180,9 @@ def test_replace_changes_only_what_is_given() -> None:
     ("min_traces_for_systemic_analysis = 0", "min_traces_for_systemic_analysis"),
     ("cross_trace_correlation = 1.5", "cross_trace_correlation"),
     ("storage_path = 3", "storage_path"),
+    ('storage_path = ""', "storage_path"),
+    ('durability = "always"', "durability"),
+    ("max_store_bytes = -1", "max_store_bytes"),
     ("model = 5", "model"),
     ('host = ""', "host"),
 ])

@@ -15,9 +15,12 @@ from otlp_factory import new_span_id, new_trace_id, protobuf_body, span
 from halo_nb.ingest.otlp import decode_protobuf
 from halo_nb.ingest.span_batch import SpanBatch
 from halo_nb.schema import SPAN_SCHEMA
+from halo_nb.storage.key_index import KeyIndex
+from halo_nb.storage.parts import PartFolder
 from halo_nb.storage.store import SpanStore, UnknownTraceError
 
 store_module = importlib.import_module("halo_nb.storage.store")
+parts_module = importlib.import_module("halo_nb.storage.parts")
 span_batch = importlib.import_module("halo_nb.ingest.span_batch")
 DAY_NS = 86_400 * 10**9
 
@@ -196,7 +199,7 @@ def test_hot_parts_are_uncompressed_and_compacted_once_ingest_pauses(
         live.append(frame_of([span() for _ in range(50)]))
         live.flush()
     hot = parquet_codecs(folder)
-    assert len(hot) >= 2 and all(n.endswith(store_module.HOT_SUFFIX) for n in hot), hot
+    assert len(hot) >= 2 and all(n.endswith(parts_module.HOT_SUFFIX) for n in hot), hot
     assert all(c == {"UNCOMPRESSED"} for c in hot.values()), hot
     expected = live.spans().sort("span_id")
     deadline = time.monotonic() + 5
@@ -204,7 +207,7 @@ def test_hot_parts_are_uncompressed_and_compacted_once_ingest_pauses(
         time.sleep(0.05)
     cold = parquet_codecs(folder)
     assert list(cold.values()) == [{"ZSTD"}], cold
-    assert not next(iter(cold)).endswith(store_module.HOT_SUFFIX)
+    assert not next(iter(cold)).endswith(parts_module.HOT_SUFFIX)
     assert pl.read_parquet(folder / next(iter(cold))).height == 150
     live.close()
     assert disk_store().spans().sort("span_id").equals(expected)
@@ -245,41 +248,69 @@ def test_unreadable_parts_and_leftover_temp_files_do_not_block_loading(
     assert not (folder / ".part-1.parquet.tmp").exists()
 
 
-def test_retention_drops_old_traces_in_memory_and_on_disk(disk_store) -> None:
-    now = time.time_ns()
-    old = agent_trace(now - 10 * DAY_NS)
-    recent = agent_trace(now - DAY_NS)
-    first = disk_store(retention_days=5)
+def backdate_parts(folder: Path, days: float) -> None:
+    """Rename every part as if its spans had arrived ``days`` ago (the arrival time is
+    part of a part's name)."""
+    import re
+
+    then = time.time_ns() - int(days * DAY_NS)
+    for part in folder.glob("part-*.parquet"):
+        part.rename(part.with_name(re.sub(r"-\d+a(-hot)?\.parquet$", rf"-{then}a\1.parquet",
+                                          part.name)))
+
+
+def test_retention_drops_traces_that_arrived_long_ago_in_memory_and_on_disk(
+        disk_store, tmp_path: Path) -> None:
+    folder = tmp_path / "data"
+    first = disk_store()
+    old = agent_trace()
     first.append(frame_of(old))
-    first.append(frame_of(recent))
-    assert first.apply_retention() == 3
-    assert first.trace_ids() == [recent[0]["trace_id"]]
-    with pytest.raises(UnknownTraceError):
-        first.spans(old[0]["trace_id"])
-    first.append(frame_of(old))  # an old trace arriving again is stored until the next pass
     first.close()
-    second = disk_store(retention_days=5)  # retention runs on load
-    assert second.trace_ids() == [recent[0]["trace_id"]]
-    assert len(second) == 3
+    backdate_parts(folder, 10)
+    second = disk_store()
+    recent = agent_trace()
+    second.append(frame_of(recent))
+    second.close()
+    third = disk_store(retention_days=5)  # retention runs on load
+    assert third.trace_ids() == [recent[0]["trace_id"]]
+    with pytest.raises(UnknownTraceError):
+        third.spans(old[0]["trace_id"])
+    third.close()
+    assert sum(pl.read_parquet(p).height for p in folder.glob("part-*.parquet")) == 3
+    assert disk_store(retention_days=5).trace_ids() == [recent[0]["trace_id"]]
+
+
+def test_retention_keeps_what_just_arrived_whatever_its_start_time(disk_store) -> None:
+    now = time.time_ns()
+    unset = [span("unset", start_ns=0, duration_ns=0)]  # start time 0: unset
+    ancient = agent_trace(now - 40 * DAY_NS)
+    live = disk_store(retention_days=30)
+    for spans in (unset, ancient):
+        live.append(frame_of(spans))
+    assert live.apply_retention() == 0
+    live.close()
+    reopened = disk_store(retention_days=30)
+    assert len(reopened) == 4
+    # A month and a day after they arrived, they are gone.
+    assert reopened.apply_retention(now_ns=time.time_ns() + 31 * DAY_NS) == 4
 
 
 def test_retention_keeps_imported_snapshots() -> None:
-    now = time.time_ns()
     store = SpanStore(None, retention_days=5)
-    imported = frame_of(agent_trace(now - 60 * DAY_NS)).with_columns(
-        origin=pl.lit("retry-loop.json"))
-    live = frame_of(agent_trace(now - 10 * DAY_NS))
+    imported = frame_of(agent_trace()).with_columns(origin=pl.lit("retry-loop.json"))
+    live = frame_of(agent_trace())
     store.append(imported)
     store.append(live)
-    assert store.apply_retention() == 3
+    assert store.apply_retention(now_ns=time.time_ns() + 60 * DAY_NS) == 3
     assert store.trace_ids() == imported["trace_id"].unique().to_list()
     store.close()
 
 
 def test_retention_runs_periodically(disk_store, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(store_module, "RETENTION_INTERVAL_S", 0.1)
-    live = disk_store(retention_days=1)
-    live.append(frame_of(agent_trace(time.time_ns() - 3 * DAY_NS)))
+    live = disk_store(retention_days=0.3 / 86_400)  # 0.3 s
+    live.append(frame_of(agent_trace()))
+    assert len(live) == 3
     deadline = time.monotonic() + 3
     while len(live) and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -354,9 +385,9 @@ def test_key_index_finds_keys_in_the_recent_set_and_in_merged_runs(
         monkeypatch: pytest.MonkeyPatch) -> None:
     import random
 
-    monkeypatch.setattr(store_module._KeyIndex, "RECENT_LIMIT", 100)
+    monkeypatch.setattr(KeyIndex, "RECENT_LIMIT", 100)
     rng = random.Random(3)
-    index = store_module._KeyIndex()
+    index = KeyIndex()
     stored = [rng.getrandbits(64) for _ in range(1_000)] + [0, 2**64 - 1]
     for start in range(0, len(stored), 37):
         index.add(stored[start:start + 37])
@@ -372,19 +403,19 @@ def test_failed_background_writes_back_off_and_lose_nothing(
         disk_store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     live = disk_store()
     attempts = []
-    write = SpanStore._write_part
+    write = PartFolder.write
 
-    def failing(self: SpanStore, frame: pl.DataFrame, hot: bool = False) -> Path:
+    def failing(self: PartFolder, frame: pl.DataFrame, *, hot: bool, arrived_ns: int) -> Path:
         attempts.append(time.monotonic())
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(SpanStore, "_write_part", failing)
+    monkeypatch.setattr(PartFolder, "write", failing)
     spans = agent_trace()
     live.append(frame_of(spans))
     time.sleep(2.0)
     # Without backing off the flush thread would have tried 8 times (every 0.25 s).
     assert 1 <= len(attempts) <= 4, attempts
     assert len(live) == 3 and live.spans().height == 3  # still queryable from memory
-    monkeypatch.setattr(SpanStore, "_write_part", write)
+    monkeypatch.setattr(PartFolder, "write", write)
     live.flush()
     assert sum(pl.read_parquet(p).height for p in (tmp_path / "data").glob("part-*.parquet")) == 3

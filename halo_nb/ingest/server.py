@@ -54,6 +54,7 @@ import polars as pl
 from google.rpc.status_pb2 import Status
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
+from ..storage.errors import StoreUnavailable
 from ..storage.store import SpanStore
 from .otlp import DecodeResult, OTLPDecodeError, decode_json, decode_protobuf
 from .span_batch import SpanBatch
@@ -65,7 +66,7 @@ PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 _CONTENT_TYPES = {PROTOBUF: PROTOBUF, "application/protobuf": PROTOBUF, JSON: JSON}
 # gRPC status codes carried in google.rpc.Status.code.
-_GRPC_CODE = {400: 3, 411: 3, 413: 8, 415: 3, 404: 5, 405: 12, 500: 13}
+_GRPC_CODE = {400: 3, 411: 3, 413: 8, 415: 3, 404: 5, 405: 12, 500: 13, 503: 14}
 _READ_STEP = 1 << 20
 # JSON bodies at least this large are decoded in a worker process.
 POOL_MIN_BYTES = 64 * 1024
@@ -481,6 +482,11 @@ class _Handler(BaseHTTPRequestHandler):
                 self.close_connection = True
             collector._count(accepted=False)
             self._send_status(reject.status, reject.message, response_type)
+            return
+        except StoreUnavailable as exc:  # store at its memory ceiling, or a sync write failed
+            collector._count(accepted=False)
+            self._send_status(503, str(exc), response_type,
+                              extra={"Retry-After": str(exc.retry_after_s)})
             return
         except Exception as exc:  # never let one request take the server down
             log.exception("halo_nb collector: request failed")

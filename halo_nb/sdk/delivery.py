@@ -153,6 +153,10 @@ def flush(timeout_millis: int = FLUSH_TIMEOUT_MS) -> bool:
     return _state.dispatcher.force_flush(timeout_millis)
 
 
+# At process exit the store is written only after the SDK's buffered spans reach it.
+runtime.before_shutdown(flush)
+
+
 def exporting_to() -> str | None:
     """The OTLP traces URL spans are sent to, or None when they stay in-process."""
     return _state.endpoint

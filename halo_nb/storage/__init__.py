@@ -1,6 +1,8 @@
 """Storage: the span store (in-memory chunks, Parquet parts on disk, retention) and the
 per-trace summaries behind the trace list."""
 
-from .store import SpanStore, UnknownTraceError
+from .errors import StoreFull, StoreUnavailable, StoreWriteFailed, UnknownTraceError
+from .store import SpanStore
 
-__all__ = ["SpanStore", "UnknownTraceError"]
+__all__ = ["SpanStore", "StoreFull", "StoreUnavailable", "StoreWriteFailed",
+           "UnknownTraceError"]

@@ -4,110 +4,115 @@ Appends are short and thread-safe (the collector thread calls them while the
 kernel reads). Reads return snapshots: a Polars frame the caller may keep or
 mutate without touching the store.
 
+The jobs live in their own modules: ``stored_form`` (the in-memory column types),
+``key_index`` (the duplicate check's key set), ``chunks`` (sealed frames and their
+parts), ``parts`` (writing, reading back and quarantining Parquet files), ``loading``
+(start-up), ``retention`` (which traces expire). This module ties them together.
+
 Memory layout: ``_pending`` holds the batches appended since the last flush, as
 appended (``SpanBatch``: a SPAN_SCHEMA frame or the native decoder's Arrow table, with
 its duplicate keys and trace ids, so that an append makes no Polars call);
-``_sealed`` holds larger rechunked frames, each backed by the Parquet parts that hold
-its spans. A background thread seals pending frames every ``FLUSH_INTERVAL_S``
+``_sealed`` holds larger rechunked frames (``Chunk``), each backed by the Parquet parts
+that hold its spans. A background thread seals pending frames every ``FLUSH_INTERVAL_S``
 (writing them as one new part), merges small sealed frames in memory, and rewrites a
-frame spread over many parts as one part, so neither the number of in-memory chunks
+frame spread over many parts as few parts, so neither the number of in-memory chunks
 nor the number of files grows with every request, and no span is rewritten often.
 
-Parts are written to a temporary file and ``os.replace``-d into place, so a crash
-leaves either the old parts or the new one, never half a file; loading drops
-duplicate spans, which makes an interrupted compaction harmless.
+Durability: with ``durability="async"`` (the default) an append returns once the spans
+are in memory and the background thread writes them within ``FLUSH_INTERVAL_S``; with
+``"sync"`` an append returns only after its spans are in an fsynced part. Sync appends
+are a group commit: whoever takes the flush lock writes everything pending, so
+concurrent appends share one write and one fsync. ``close()`` (and the process-exit
+hooks in ``runtime``) write everything.
 
 Hot and cold parts: the part written at each flush is uncompressed, because encoding
 Parquet is the largest CPU cost of ingesting at full rate and compression is much of it
 (a part cost 3.5 us a span to write with LZ4, 2.0 uncompressed). Once no span has arrived
 for ``IDLE_COMPACT_S``, the background thread rewrites every chunk still held in hot
-parts as one zstd part (300 bytes a span on disk instead of 1,540), one chunk at a time;
-so does any other rewrite (a crowded chunk, retention). A busy collector spends its CPU
-on ingest, and the disk is compacted in the pause that follows.
+parts as zstd parts of at most ``PART_MAX_ROWS`` spans (300 bytes a span on disk instead
+of 1,540), one chunk at a time; so does any other rewrite (a crowded chunk, retention).
+A rewrite reads its parts back before it removes its inputs.
 
-Compact form: low-cardinality text columns (span name, service, model, tool name, OTel
-kind, scope, the resource JSON repeated on every span of a process...) are held as
-Categorical, 4 bytes a row instead of a 16-byte string view plus the text, and cast back
-to String by ``spans()``. The duplicate check keeps 8-byte span keys in sorted NumPy
-arrays rather than a Python set (about 70 bytes a span), and looks keys up only when a
-batch holds a trace already stored, since only then can a span be a duplicate.
-
-Retention drops whole live-ingested traces whose newest span started more than
-``retention_days`` ago, at load and then every ``RETENTION_INTERVAL_S``; imported
+Retention drops whole live-ingested traces none of whose spans arrived within
+``retention_days``, at load and then every ``RETENTION_INTERVAL_S``; imported
 snapshots are kept.
+
+Memory ceiling: past ``max_bytes`` of in-memory spans an append raises ``StoreFull``
+(the collector answers 503 with Retry-After) and stores nothing.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
-import os
 import threading
 import time
-import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import polars as pl
 
 from ..ingest.span_batch import SpanBatch, frame_of, span_keys
-from ..schema import SPAN_SCHEMA, empty_spans
+from ..schema import empty_spans
+from .chunks import Chunk, arrived_together, merged
+from .errors import StoreFull, StoreWriteFailed, UnknownTraceError
+from .key_index import KeyIndex
+from .loading import load_parts
+from .parts import PART_MAX_ROWS, PartFolder, Quarantined, remove
+from .retention import expired_traces
+from .stored_form import ID_COLUMNS, ID_PAIR, batch_bytes, conform, expand, span_frame, stored_form
 from .traces_summary import summarise_traces, update_summary
+
+__all__ = ["SpanStore", "UnknownTraceError", "DURABILITY_MODES"]
 
 log = logging.getLogger(__name__)
 
+DURABILITY_MODES = ("async", "sync")
 FLUSH_INTERVAL_S = 0.25
 # Longest wait between background flush attempts after failures.
 RETRY_MAX_S = 30.0
+# After a failed write, sync appends fail fast for this long instead of each retrying it.
+SYNC_RETRY_S = 1.0
 RETENTION_INTERVAL_S = 60.0
 # Sealed chunks merge pairwise while the newer is at least half the older, up to this size.
-MERGE_LIMIT_ROWS = 200_000
-# A sealed chunk spread over this many Parquet parts is rewritten as one.
+MERGE_LIMIT_ROWS = PART_MAX_ROWS
+# A sealed chunk spread over this many Parquet parts is rewritten as few.
 COMPACT_PARTS = 16
 # After this long without a new span, hot (uncompressed) parts are rewritten compressed.
 IDLE_COMPACT_S = 2.0
-PART_GLOB = "part-*.parquet"
-HOT_SUFFIX = "-hot.parquet"
-
-
-class UnknownTraceError(KeyError):
-    """No stored span has this trace id."""
-
-    def __str__(self) -> str:
-        return str(self.args[0]) if self.args else "unknown trace"
-
-
-@dataclass
-class _Sealed:
-    """A rechunked frame and the Parquet parts on disk that hold exactly its spans."""
-
-    frame: pl.DataFrame
-    parts: list[Path] = field(default_factory=list)
-
-    @property
-    def compact(self) -> bool:
-        """Held on disk as one compressed part."""
-        return len(self.parts) == 1 and not self.parts[0].name.endswith(HOT_SUFFIX)
 
 
 class SpanStore:
-    """Spans in memory (Polars) and, when ``path`` is given, on disk (Parquet parts)."""
+    """Spans in memory (Polars) and, when ``path`` is given, on disk (Parquet parts).
 
-    def __init__(self, path: Path | str | None, retention_days: float | None = None) -> None:
+    ``durability``: "async" (written within FLUSH_INTERVAL_S) or "sync" (an append
+    returns after its spans are fsynced). ``max_bytes``: the ceiling of in-memory spans
+    (None: no ceiling)."""
+
+    def __init__(self, path: Path | str | None, retention_days: float | None = None, *,
+                 durability: str = "async", max_bytes: int | None = None) -> None:
+        if path is not None and not str(path).strip():
+            raise ValueError("storage path is empty; give a folder (or None for memory only)")
+        if durability not in DURABILITY_MODES:
+            raise ValueError(f"durability must be one of {DURABILITY_MODES}, got {durability!r}")
         self.path = Path(path) if path is not None else None
         self.retention_days = retention_days
+        self.durability = durability
+        self.max_bytes = max_bytes
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
-        self._sealed: list[_Sealed] = []
+        self._sealed: list[Chunk] = []
         self._pending: list[SpanBatch] = []
         # The span keys (span_batch.span_keys) already stored: a compact first check for
         # duplicates (exporter retries); a hit is confirmed against the stored ids.
-        self._keys = _KeyIndex()
+        self._keys = KeyIndex()
         self._trace_ids: dict[str, None] = {}
         self._count = 0
+        self._bytes = 0
         self._version = 0
+        # Every append up to this version is in a written part (or memory only).
+        self._durable_version = 0
+        self._write_failed_at: float | None = None
         self._snapshot: tuple[int, pl.DataFrame] | None = None
         # The trace table as of a version, and the traces that got spans since.
         self._traces: tuple[int, pl.DataFrame] | None = None
@@ -119,9 +124,10 @@ class SpanStore:
         self._wake = threading.Event()
         self._last_retention = time.monotonic()
         self._last_append = time.monotonic()
-        if self.path is not None:
-            self.path.mkdir(parents=True, exist_ok=True)
-            self._load()
+        self._parts = PartFolder(self.path) if self.path is not None else None
+        self.quarantined: list[Quarantined] = []
+        if self._parts is not None:
+            self._load(self._parts)
         self._flusher = threading.Thread(target=self._flush_loop, name="halo-store-flush",
                                          daemon=True)
         self._flusher.start()
@@ -133,52 +139,90 @@ class SpanStore:
         Returns the number of new spans."""
         if frame.height == 0:
             return 0
-        return self.append_batches([SpanBatch.of_frame(_span_frame(frame))])
+        return self.append_batches([SpanBatch.of_frame(span_frame(frame))])
 
     def append_batches(self, batches: list[SpanBatch]) -> int:
         """``append`` for batches (the collector's path): no Polars call unless a key
-        says a span may be stored already. Returns the number of new spans."""
+        says a span may be stored already. Returns the number of new spans. Raises
+        ``StoreFull`` past the memory ceiling and, in sync mode, ``StoreWriteFailed``
+        when the spans cannot be written; either way nothing new was acknowledged."""
         batches = [b for b in batches if b.rows]
         if not batches:
             return 0
-        if self._closed:
-            raise RuntimeError("SpanStore is closed")
         keys = list(itertools.chain.from_iterable(b.keys for b in batches))
         if len(set(keys)) < len(keys):  # a span repeated within the batches, or a collision
-            batches = [SpanBatch.of_frame(frame_of(batches).filter(_ID_PAIR.is_first_distinct()))]
+            batches = [SpanBatch.of_frame(frame_of(batches).filter(ID_PAIR.is_first_distinct()))]
             keys = batches[0].keys
+        incoming = sum(map(batch_bytes, batches))
         with self._lock:
-            # Only a span of a trace already stored can be a duplicate: look up those keys.
-            candidates = self._rows_of_stored_traces(batches)
-            if candidates:
-                hits = self._keys.contains([keys[row] for row in candidates])
-                if any(hits):
-                    maybe_stored = [False] * len(keys)
-                    for row, hit in zip(candidates, hits, strict=True):
-                        maybe_stored[row] = hit
-                    frame = frame_of(batches)
-                    keep = pl.Series(self._not_stored(frame, maybe_stored), dtype=pl.Boolean)
-                    batches = [SpanBatch.of_frame(frame.filter(keep))]
-                    keys = batches[0].keys
-            added = len(keys)
-            if added == 0:
-                return 0
-            self._keys.add(keys)
-            for batch in batches:
-                self._trace_ids.update(dict.fromkeys(batch.trace_ids))
-                self._touched.update(batch.trace_ids)
-            self._pending.extend(batches)
-            self._last_append = time.monotonic()
-            self._count += added
-            self._version += 1
+            if self._closed:
+                raise RuntimeError("SpanStore is closed")
+            if self.max_bytes is not None and self._bytes + incoming > self.max_bytes:
+                raise StoreFull(
+                    f"the span store holds {self._bytes / 2**20:,.0f} MiB in memory and "
+                    f"{incoming / 2**20:,.1f} MiB more would pass its ceiling of "
+                    f"{self.max_bytes / 2**20:,.0f} MiB (max_store_bytes)", retry_after_s=30)
+            added = self._add(batches, keys)
             version = self._version
-            subscribers = list(self._subscribers.values())
+            subscribers = list(self._subscribers.values()) if added else []
         for callback in subscribers:
             try:
                 callback(version)
             except Exception:
                 log.exception("SpanStore subscriber failed")
+        if self.durability == "sync":
+            self._make_durable(version)
         return added
+
+    def _add(self, batches: list[SpanBatch], keys: list[int]) -> int:
+        """Add the spans not stored yet (call with the lock held); returns how many."""
+        # Only a span of a trace already stored can be a duplicate: look up those keys.
+        candidates = self._rows_of_stored_traces(batches)
+        if candidates:
+            hits = self._keys.contains([keys[row] for row in candidates])
+            if any(hits):
+                maybe_stored = [False] * len(keys)
+                for row, hit in zip(candidates, hits, strict=True):
+                    maybe_stored[row] = hit
+                frame = frame_of(batches)
+                keep = pl.Series(self._not_stored(frame, maybe_stored), dtype=pl.Boolean)
+                batches = [SpanBatch.of_frame(frame.filter(keep))]
+                keys = batches[0].keys
+        if not keys:
+            return 0
+        self._keys.add(keys)
+        for batch in batches:
+            self._trace_ids.update(dict.fromkeys(batch.trace_ids))
+            self._touched.update(batch.trace_ids)
+        self._pending.extend(batches)
+        self._bytes += sum(map(batch_bytes, batches))
+        self._last_append = time.monotonic()
+        self._count += len(keys)
+        self._version += 1
+        return len(keys)
+
+    def _make_durable(self, version: int) -> None:
+        """Return once every append up to ``version`` is in an fsynced part: a group
+        commit, since the first caller to get the flush lock writes what all the others
+        appended meanwhile."""
+        if self._parts is None or self._durable_version >= version:
+            return
+        with self._flush_lock:
+            if self._durable_version >= version:
+                return
+            failed_at = self._write_failed_at
+            if failed_at is not None and time.monotonic() - failed_at < SYNC_RETRY_S:
+                raise StoreWriteFailed("spans cannot be written to disk right now (the last "
+                                       "write failed); they are kept in memory, retry shortly",
+                                       retry_after_s=2)
+            try:
+                self._seal_pending()
+            except OSError as exc:
+                self._write_failed_at = time.monotonic()
+                raise StoreWriteFailed(f"spans could not be written to {self.path}: {exc}; "
+                                       "they are kept in memory, retry shortly",
+                                       retry_after_s=2) from exc
+            self._write_failed_at = None
 
     def _rows_of_stored_traces(self, batches: list[SpanBatch]) -> list[int]:
         """Positions, in the batches' rows taken in order, of the spans whose trace is
@@ -196,11 +240,11 @@ class SpanStore:
     def _not_stored(self, frame: pl.DataFrame, maybe_stored: list[bool]) -> list[bool]:
         """Which rows are really new, given which ones' keys were seen (call with the
         lock held). Keys only shortlist: the ids are compared exactly."""
-        candidates = frame.filter(pl.Series(maybe_stored, dtype=pl.Boolean)).select(_ID_COLUMNS)
-        frames = [s.frame.select(_ID_COLUMNS) for s in self._sealed]
+        candidates = frame.filter(pl.Series(maybe_stored, dtype=pl.Boolean)).select(ID_COLUMNS)
+        frames = [s.frame.select(ID_COLUMNS) for s in self._sealed]
         if self._pending:
-            frames.append(frame_of(self._pending).select(_ID_COLUMNS))
-        stored = candidates.join(pl.concat(frames), on=_ID_COLUMNS, how="semi")
+            frames.append(frame_of(self._pending).select(ID_COLUMNS))
+        stored = candidates.join(pl.concat(frames), on=ID_COLUMNS, how="semi")
         duplicate = set(zip(stored["trace_id"], stored["span_id"], strict=True))
         return [not (hit and (t, s) in duplicate) for hit, t, s in
                 zip(maybe_stored, frame["trace_id"], frame["span_id"], strict=True)]
@@ -213,6 +257,11 @@ class SpanStore:
         some."""
         return self._version
 
+    @property
+    def memory_bytes(self) -> int:
+        """The in-memory spans' size, as the ceiling ``max_bytes`` counts it."""
+        return self._bytes
+
     def __len__(self) -> int:
         return self._count
 
@@ -220,10 +269,10 @@ class SpanStore:
         """Every stored span, or one trace's, as a new frame with the SPAN_SCHEMA columns."""
         frame = self._all()
         if trace_id is None:
-            return _expand(frame)
+            return expand(frame)
         if trace_id not in self._trace_ids:
             raise UnknownTraceError(f"no stored spans for trace_id {trace_id!r}")
-        return _expand(frame.filter(pl.col("trace_id") == trace_id).sort("start_ns"))
+        return expand(frame.filter(pl.col("trace_id") == trace_id).sort("start_ns"))
 
     def traces(self) -> pl.DataFrame:
         """One row per trace (see ``traces_summary``), newest first. Between calls only
@@ -270,9 +319,9 @@ class SpanStore:
             frames = [s.frame for s in self._sealed]
             pending = list(self._pending)
         if pending:
-            frames.append(_stored_form(pending))
+            frames.append(stored_form(pending))
         if not frames:
-            frame = _conform(empty_spans())
+            frame = conform(empty_spans())
         elif len(frames) == 1:
             frame = frames[0]
         else:
@@ -291,10 +340,12 @@ class SpanStore:
             self._merge_sealed()
 
     def close(self) -> None:
-        """Flush and stop the background thread. Idempotent."""
-        if self._closed:
-            return
-        self._closed = True
+        """Write everything and stop the background thread. Idempotent. Appends that
+        started before ``close`` are written; later ones raise."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
         self._wake.set()
         self._flusher.join(timeout=30)
         self.flush()
@@ -334,36 +385,44 @@ class SpanStore:
                 failures = 0
 
     def _seal_pending(self) -> None:
+        """Move pending batches into a new chunk, written as one hot part (call with the
+        flush lock held)."""
         with self._lock:
             count = len(self._pending)
             batch = self._pending[:count]
-        if not count:
-            return
-        frame = _stored_form(batch)
-        parts = [self._write_part(frame, hot=True)] if self.path is not None else []
-        with self._lock:
-            self._sealed.append(_Sealed(frame, parts))
-            del self._pending[:count]
-            self._snapshot = None  # it may hold the pending frames just replaced
+            version = self._version
+        if count:
+            frame = stored_form(batch)
+            arrived = time.time_ns()
+            parts = ([self._parts.write(frame, hot=True, arrived_ns=arrived)]
+                     if self._parts is not None else [])
+            with self._lock:
+                self._sealed.append(Chunk(frame, parts, arrived, arrived))
+                del self._pending[:count]
+                self._bytes += int(frame.estimated_size()) - sum(map(batch_bytes, batch))
+                self._snapshot = None  # it may hold the pending frames just replaced
+        self._durable_version = max(self._durable_version, version)
 
     def _merge_sealed(self) -> None:
         """Keep the chunk count logarithmic: merge the two newest sealed chunks in memory
-        while the newer is at least half the older and the result stays under
-        MERGE_LIMIT_ROWS. On disk a chunk keeps its parts until it covers COMPACT_PARTS of
-        them, then it is written as one part and they are deleted."""
+        while the newer is at least half the older, the result stays under
+        MERGE_LIMIT_ROWS and their spans arrived within a day. On disk a chunk keeps its
+        parts until it covers COMPACT_PARTS of them, then it is rewritten as few parts
+        and they are deleted."""
         while True:
             with self._lock:
                 if len(self._sealed) < 2:
                     break
                 older, newer = self._sealed[-2], self._sealed[-1]
             rows = older.frame.height + newer.frame.height
-            if newer.frame.height * 2 < older.frame.height or rows > MERGE_LIMIT_ROWS:
+            if (newer.frame.height * 2 < older.frame.height or rows > MERGE_LIMIT_ROWS
+                    or not arrived_together(older, newer)):
                 break
-            frame = pl.concat([older.frame, newer.frame], how="vertical", rechunk=True)
+            chunk = merged(older, newer)
             with self._lock:
-                self._sealed[-2:] = [_Sealed(frame, older.parts + newer.parts)]
+                self._sealed[-2:] = [chunk]
                 self._snapshot = None
-        if self.path is None:
+        if self._parts is None:
             return
         with self._lock:
             crowded = [c for c in self._sealed if len(c.parts) >= COMPACT_PARTS]
@@ -371,9 +430,9 @@ class SpanStore:
             self._rewrite(chunk)
 
     def _compact_one(self) -> None:
-        """Rewrite the first chunk still held in hot or several parts as one compressed
-        part (the store is idle; one chunk a pass, so a new burst waits for one write)."""
-        if self.path is None:
+        """Rewrite the first chunk still held in hot or too many parts as compressed
+        parts (the store is idle; one chunk a pass, so a new burst waits for one write)."""
+        if self._parts is None:
             return
         with self._flush_lock:
             with self._lock:
@@ -381,53 +440,53 @@ class SpanStore:
             if chunk is not None:
                 self._rewrite(chunk)
 
-    def _rewrite(self, chunk: _Sealed) -> None:
-        """Hold ``chunk`` in one new compressed part (call with the flush lock held)."""
+    def _rewrite(self, chunk: Chunk) -> None:
+        """Hold ``chunk`` in new compressed parts, read back before the old ones are
+        deleted (call with the flush lock held)."""
+        assert self._parts is not None
         old_parts = chunk.parts
-        chunk.parts = [self._write_part(chunk.frame)]
+        chunk.parts = self._parts.write_verified(chunk.frame, chunk.arrived_ns)
         for part in old_parts:
-            _unlink(part)
+            remove(part)
 
     # ---- retention -----------------------------------------------------------------------
 
     def apply_retention(self, now_ns: int | None = None) -> int:
-        """Drop traces whose newest span started more than ``retention_days`` ago (memory and
-        disk). Imported snapshots (spans with an origin) are kept: an old trace a teammate
-        shared is the point of importing it. Returns the number of spans dropped."""
+        """Drop live-ingested traces none of whose spans arrived within ``retention_days``
+        of ``now_ns`` (memory and disk). Imported snapshots (spans with an origin) are
+        kept: an old trace a teammate shared is the point of importing it. Returns the
+        number of spans dropped."""
         self._last_retention = time.monotonic()
         if self.retention_days is None:
             return 0
         cutoff = (now_ns or time.time_ns()) - int(self.retention_days * 86_400e9)
         with self._flush_lock:
             self._seal_pending()
-            frame = self._all()
-            expired = (frame.group_by("trace_id")
-                       .agg(pl.col("start_ns").max(),
-                            live=pl.col("origin").is_null().all())
-                       .filter(pl.col("live") & (pl.col("start_ns") < cutoff))["trace_id"])
-            if expired.len() == 0:
-                return 0
-            expired_list = expired.to_list()
             with self._lock:
                 sealed = list(self._sealed)
-            replaced: list[_Sealed] = []
+            expired_list = expired_traces(sealed, cutoff)
+            if not expired_list:
+                return 0
+            replaced: list[Chunk] = []
             dropped_keys: list[pl.Series] = []
             for chunk in sealed:
                 gone = chunk.frame["trace_id"].is_in(expired_list)
                 if not gone.any():
                     replaced.append(chunk)
                     continue
-                dropped = chunk.frame.filter(gone)
-                dropped_keys.append(span_keys(dropped))
+                dropped_keys.append(span_keys(chunk.frame.filter(gone)))
                 kept = chunk.frame.filter(~gone)
-                parts = [self._write_part(kept)] if self.path is not None and kept.height else []
+                parts = (self._parts.write_verified(kept, chunk.arrived_ns)
+                         if self._parts is not None and kept.height else [])
                 for part in chunk.parts:
-                    _unlink(part)
+                    remove(part)
                 if kept.height:
-                    replaced.append(_Sealed(kept, parts))
+                    replaced.append(Chunk(kept, parts, chunk.arrived_ns, chunk.first_arrived_ns))
             dropped_count = sum(map(len, dropped_keys))
             with self._lock:
                 self._sealed = replaced  # only this thread (holding _flush_lock) changes it
+                self._bytes = sum(int(c.frame.estimated_size()) for c in replaced) + sum(
+                    map(batch_bytes, self._pending))
                 if dropped_keys:
                     self._keys.remove(pl.concat(dropped_keys))
                 for trace_id in expired_list:
@@ -442,162 +501,21 @@ class SpanStore:
 
     # ---- disk ----------------------------------------------------------------------------
 
-    def _write_part(self, frame: pl.DataFrame, hot: bool = False) -> Path:
-        """Write ``frame`` as a new part: uncompressed when ``hot`` (see the module
-        docstring), else zstd level 1, which holds this data in 57% of LZ4's bytes."""
-        assert self.path is not None
-        suffix = HOT_SUFFIX if hot else ".parquet"
-        name = f"part-{time.time_ns():020d}-{os.getpid()}-{uuid.uuid4().hex[:8]}{suffix}"
-        final = self.path / name
-        temp = self.path / f".{name}.tmp"
-        if hot:
-            frame.write_parquet(temp, compression="uncompressed", statistics=False)
-        else:
-            frame.write_parquet(temp, compression="zstd", compression_level=1,
-                                statistics=False)
-        with temp.open("rb") as fh:
-            os.fsync(fh.fileno())
-            _drop_cached_pages(fh.fileno())
-        os.replace(temp, final)
-        return final
-
-    def _load(self) -> None:
-        assert self.path is not None
-        for stale in self.path.glob(".part-*.tmp"):
-            _unlink(stale)
-        parts: list[Path] = []
-        frames = []
-        for part in sorted(self.path.glob(PART_GLOB)):
-            try:
-                frames.append(_conform(pl.read_parquet(part)))
-            except Exception as exc:  # a foreign or damaged file must not block startup
-                log.warning("halo_nb: skipping unreadable part %s: %s", part, exc)
-                continue
-            parts.append(part)
-        if not frames:
+    def _load(self, folder: PartFolder) -> None:
+        loaded = load_parts(folder)
+        self.quarantined = loaded.quarantined
+        if not loaded.chunks:
             return
-        frame = pl.concat(frames, how="vertical", rechunk=True)
-        frame = frame.unique(subset=["trace_id", "span_id"], keep="first", maintain_order=True)
-        self._keys = _KeyIndex()
-        self._keys.add(span_keys(frame).to_list())
-        self._trace_ids = dict.fromkeys(frame["trace_id"].unique(maintain_order=True).to_list())
-        self._count = frame.height
-        self._sealed = [_Sealed(frame, parts)]
+        self._sealed = loaded.chunks
+        self._keys = KeyIndex()
+        trace_ids: dict[str, None] = {}
+        for chunk in loaded.chunks:
+            self._keys.add(span_keys(chunk.frame).to_list())
+            trace_ids.update(dict.fromkeys(
+                chunk.frame["trace_id"].unique(maintain_order=True).to_list()))
+        self._trace_ids = trace_ids
+        self._count = sum(c.frame.height for c in loaded.chunks)
+        self._bytes = sum(int(c.frame.estimated_size()) for c in loaded.chunks)
         self._version = 1
+        self._durable_version = 1
         self.apply_retention()
-
-
-_ID_COLUMNS = ["trace_id", "span_id"]
-_ID_PAIR = pl.struct(_ID_COLUMNS)
-
-
-# Held as Categorical inside the store (see the module docstring); String outside.
-_CATEGORICAL_COLUMNS = ("name", "service", "model", "tool_name", "finish_reason", "otel_kind",
-                        "trace_state", "scope_name", "scope_version", "resource", "origin")
-_STORED_SCHEMA: dict[str, pl.DataType] = {
-    name: pl.Categorical() if name in _CATEGORICAL_COLUMNS else dtype
-    for name, dtype in SPAN_SCHEMA.items()
-}
-_STORED_ITEMS = list(_STORED_SCHEMA.items())
-_SPAN_ITEMS = list(SPAN_SCHEMA.items())
-
-
-def _span_frame(frame: pl.DataFrame) -> pl.DataFrame:
-    """The frame with exactly the SPAN_SCHEMA columns, in order (missing ones null)."""
-    if list(frame.schema.items()) == _SPAN_ITEMS:
-        return frame
-    return _select_schema(frame, SPAN_SCHEMA)
-
-
-def _stored_form(batches: list[SpanBatch]) -> pl.DataFrame:
-    """Appended batches as one stored chunk: imported, copied into one chunk and cast
-    here, once for everything appended since the last flush (each of those costs about
-    half a millisecond a call whatever the size)."""
-    return _conform(frame_of(batches).rechunk())
-
-
-def _conform(frame: pl.DataFrame) -> pl.DataFrame:
-    """The frame in the store's form: exactly the SPAN_SCHEMA columns, in order (missing
-    ones null), low-cardinality text as Categorical."""
-    items = list(frame.schema.items())
-    if items == _STORED_ITEMS:
-        return frame
-    if items == _SPAN_ITEMS:  # what every decoder builds: one cast, no per-column plan
-        return frame.with_columns(pl.col(_CATEGORICAL_COLUMNS).cast(pl.Categorical()))
-    return _select_schema(frame, _STORED_SCHEMA)
-
-
-def _select_schema(frame: pl.DataFrame, schema: dict[str, pl.DataType]) -> pl.DataFrame:
-    """Exactly ``schema``'s columns, in its order and types (missing ones null)."""
-    return frame.select(
-        (pl.col(name) if name in frame.columns else pl.lit(None)).cast(dtype).alias(name)
-        for name, dtype in schema.items()
-    )
-
-
-def _expand(frame: pl.DataFrame) -> pl.DataFrame:
-    """A stored frame as SPAN_SCHEMA says (a new frame: safe to keep or mutate)."""
-    return frame.with_columns(pl.col(_CATEGORICAL_COLUMNS).cast(pl.String))
-
-
-class _KeyIndex:
-    """A set of 64-bit span keys in little memory: the newest keys in a Python set, older
-    ones in sorted uint64 NumPy arrays (8 bytes a key) that merge while the newer is at
-    least half the older, so a lookup is one set probe and a binary search in O(log n)
-    arrays. NumPy's searchsorted, not Polars': a few hundred keys into a million take a
-    fifth of the time (70 against 330 us). Call with the store's lock held."""
-
-    RECENT_LIMIT = 65_536
-
-    def __init__(self) -> None:
-        self._recent: set[int] = set()
-        self._runs: list[np.ndarray] = []
-
-    def contains(self, keys: list[int]) -> list[bool]:
-        recent = self._recent
-        found = [key in recent for key in keys]
-        if self._runs:
-            probe = np.fromiter(keys, dtype=np.uint64, count=len(keys))
-            stored = np.zeros(len(keys), dtype=bool)
-            for run in self._runs:
-                at = np.minimum(np.searchsorted(run, probe), len(run) - 1)
-                stored |= run[at] == probe
-            found = [f or s for f, s in zip(found, stored.tolist(), strict=True)]
-        return found
-
-    def add(self, keys: list[int]) -> None:
-        self._recent.update(keys)
-        if len(self._recent) < self.RECENT_LIMIT:
-            return
-        self._runs.append(np.sort(np.fromiter(self._recent, dtype=np.uint64,
-                                              count=len(self._recent))))
-        self._recent = set()
-        while len(self._runs) > 1 and len(self._runs[-1]) * 2 >= len(self._runs[-2]):
-            newer = self._runs.pop()
-            self._runs[-1] = np.sort(np.concatenate([self._runs[-1], newer]))
-
-    def remove(self, keys: pl.Series) -> None:
-        self._recent.difference_update(keys.to_list())
-        if not self._runs:
-            return
-        every = np.concatenate(self._runs)
-        kept = np.sort(every[~np.isin(every, keys.to_numpy())])
-        self._runs = [kept] if len(kept) else []
-
-
-def _drop_cached_pages(fd: int) -> None:
-    """Let the kernel reuse a written part's page cache at once: a part is read again only
-    at the next start, and a page cache that keeps every part written grows into fresh
-    memory, which on the benchmark VM costs up to 8 times the CPU of writing into pages
-    just freed (writing 200 MB: 1.8-4.1 ms a MB kept, 0.43 ms a MB dropped)."""
-    if hasattr(os, "posix_fadvise"):
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-
-
-def _unlink(path: Path | None) -> None:
-    if path is None:
-        return
-    try:
-        path.unlink()
-    except FileNotFoundError:
-        pass
