@@ -6,14 +6,18 @@ flags, and robust outlier statistics (median / MAD per span label across the cor
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+
 import polars as pl
 
 from .signatures import span_label
 from .text import FAILURE_PATTERN, is_empty_result, unwrap_tool_args, unwrap_tool_result
 
 # A tool is empty by design (a scratchpad, a fire-and-forget action) when every call
-# of it in the corpus, over at least this many traces, came back empty without error
-# and none was repeated with the same arguments in its trace (nobody retried it).
+# of it in the corpus came back empty without error, none was repeated with the same
+# arguments in its trace (nobody retried it), and at least this many of its traces
+# succeeded otherwise: no span failed and another tool returned data.
 EMPTY_BY_DESIGN_MIN_TRACES = 3
 
 # Outliers: at least this many samples of a label, robust z above Z, value at least
@@ -45,9 +49,34 @@ NEEDED = ("trace_id", "span_id", "parent_span_id", "name", "kind", "start_ns", "
           "finish_reason", "attributes", "events", "service")
 
 
+@dataclass(frozen=True)
+class CorpusStats:
+    """What prepare() learns from the whole corpus: the tools empty by design and the
+    robust latency / token statistics per span label. A partition of a larger corpus is
+    prepared with the statistics of the whole (halo_nb.distributed computes them first)."""
+
+    empty_by_design: list[str]
+    latency: pl.DataFrame  # group (lat_group), lat_median, lat_spread, lat_n
+    tokens: pl.DataFrame   # group (label), tok_median, tok_spread, tok_n
+
+
 def prepare(spans: pl.DataFrame) -> pl.DataFrame:
     """The frame sorted by trace and start time, one row per (trace_id, span_id),
     with the analysis columns added."""
+    rows = prepare_rows(spans)
+    return with_corpus_stats(rows, corpus_stats_of(rows))
+
+
+def corpus_stats_of(rows: pl.DataFrame) -> CorpusStats:
+    """The corpus statistics of ``rows`` (prepare_rows) alone."""
+    latency, tokens = outlier_values(rows)
+    return CorpusStats(empty_by_design_tools([tool_usage(rows)]),
+                       outlier_table(latency, "lat"), outlier_table(tokens, "tok"))
+
+
+def prepare_rows(spans: pl.DataFrame) -> pl.DataFrame:
+    """prepare() without the corpus statistics: the columns that depend only on a span's
+    own trace, so a partition of whole traces is prepared alone."""
     missing = [c for c in NEEDED if c not in spans.columns]
     if missing:
         raise ValueError(f"span frame: missing column(s) {', '.join(missing)} "
@@ -79,7 +108,6 @@ def prepare(spans: pl.DataFrame) -> pl.DataFrame:
         pl.coalesce(pl.col("tokens_out"), pl.col("tokens_total")).cast(pl.Float64)
         .alias("tok_value"),
     ).with_row_index("row")
-    frame = _with_empty_by_design(frame)
     # Declarations as a small JSON object of just those attributes; identical ones are
     # parsed once (detectors/common.py).
     frame = frame.with_columns(
@@ -102,12 +130,20 @@ def prepare(spans: pl.DataFrame) -> pl.DataFrame:
         .alias("lat_units"),
         pl.concat_str(pl.col("label"), pl.when(per_token).then(pl.lit("|per_token"))
                       .otherwise(pl.lit(""))).alias("lat_group"))
-    frame = _with_outliers(frame, "lat_value", "lat_group", "lat")
+    return frame
+
+
+def with_corpus_stats(rows: pl.DataFrame, stats: CorpusStats) -> pl.DataFrame:
+    """prepare_rows' frame with the columns that compare a span with the corpus."""
+    names = pl.Series(stats.empty_by_design, dtype=pl.String).implode()
+    frame = rows.with_columns(((pl.col("kind") == "tool") & pl.col("tool_name").is_in(names))
+                              .fill_null(False).alias("empty_by_design"))
+    frame = _with_outliers(frame, stats.latency, "lat_value", "lat_group", "lat")
     expected = (pl.col("lat_median") * pl.col("lat_units")).alias("lat_expected_ms")
     frame = frame.with_columns(expected).with_columns(
         pl.col("lat_outlier") & ((pl.col("duration_ms") - pl.col("lat_expected_ms"))
                                  >= LATENCY_MIN_EXCESS_MS).fill_null(False))
-    frame = _with_outliers(frame, "tok_value", "label", "tok")
+    frame = _with_outliers(frame, stats.tokens, "tok_value", "label", "tok")
     return frame.with_columns(
         pl.col("tok_outlier") & ((pl.col("tok_value") - pl.col("tok_median"))
                                  >= TOKENS_MIN_EXCESS).fill_null(False))
@@ -141,12 +177,17 @@ def _with_tool_values(frame: pl.DataFrame) -> pl.DataFrame:
     return frame
 
 
-def _with_empty_by_design(frame: pl.DataFrame) -> pl.DataFrame:
-    """Flag the calls of tools that are empty by design (EMPTY_BY_DESIGN_MIN_TRACES):
-    learned from the corpus, so a scratchpad tool is not reported as returning nothing."""
+_TOOL_USAGE_SCHEMA = {"tool_name": pl.String, "empty": pl.Boolean, "repeated": pl.Boolean,
+                      "traces": pl.UInt32}
+
+
+def tool_usage(frame: pl.DataFrame) -> pl.DataFrame:
+    """Per tool name over whole traces: whether every call came back empty without error,
+    whether any was repeated with the same arguments in its trace, and in how many traces
+    it ran; partitions of whole traces merge with empty_by_design_tools."""
     tools = frame.filter((pl.col("kind") == "tool") & pl.col("tool_name").is_not_null())
     if tools.is_empty():
-        return frame.with_columns(pl.lit(False).alias("empty_by_design"))
+        return pl.DataFrame(schema=_TOOL_USAGE_SCHEMA)
     results = tools["tool_result"].drop_nulls().unique().to_list()
     empty_text = {v: is_empty_result(v) for v in results}
     empty = (pl.when(pl.col("tool_result").is_null()).then(pl.col("tool_args").is_not_null())
@@ -154,16 +195,24 @@ def _with_empty_by_design(frame: pl.DataFrame) -> pl.DataFrame:
                                                              return_dtype=pl.Boolean)))
     repeats = (pl.len().over("trace_id", "tool_name", "tool_args") > 1) & pl.col(
         "tool_args").is_not_null()
-    by_tool = (tools.with_columns((empty & ~pl.col("failed")).alias("empty"),
-                                  repeats.alias("repeated"))
+    return (tools.with_columns((empty & ~pl.col("failed")).alias("empty"),
+                               repeats.alias("repeated"))
+            .group_by("tool_name")
+            .agg(pl.col("empty").all(), pl.col("repeated").any(),
+                 pl.col("trace_id").n_unique().cast(pl.UInt32).alias("traces")))
+
+
+def empty_by_design_tools(usages: Sequence[pl.DataFrame]) -> list[str]:
+    """The tools empty by design (EMPTY_BY_DESIGN_MIN_TRACES) in the corpus whose
+    partitions have these tool_usage frames: learned from the corpus, so a scratchpad
+    tool is not reported as returning nothing."""
+    by_tool = (pl.concat([u.cast(_TOOL_USAGE_SCHEMA) for u in usages])
                .group_by("tool_name")
-               .agg(pl.col("empty").all(), pl.col("repeated").any(),
-                    pl.col("trace_id").n_unique().alias("traces")))
+               .agg(pl.col("empty").all(), pl.col("repeated").any(), pl.col("traces").sum()))
     names = by_tool.filter(pl.col("empty") & ~pl.col("repeated")
-                           & (pl.col("traces") >= EMPTY_BY_DESIGN_MIN_TRACES))["tool_name"]
-    return frame.with_columns(((pl.col("kind") == "tool")
-                               & pl.col("tool_name").is_in(names.implode())).fill_null(False)
-                              .alias("empty_by_design"))
+                           & (pl.col("traces") >= EMPTY_BY_DESIGN_MIN_TRACES).fill_null(False)
+                           )["tool_name"]
+    return sorted(names.to_list())
 
 
 def _with_labels(frame: pl.DataFrame) -> pl.DataFrame:
@@ -174,21 +223,43 @@ def _with_labels(frame: pl.DataFrame) -> pl.DataFrame:
                       nulls_equal=True, maintain_order="left")
 
 
-def _with_outliers(frame: pl.DataFrame, column: str, group: str, prefix: str) -> pl.DataFrame:
-    """Robust z of ``column`` against all spans of the same ``group``:
-    (x - median) / (1.4826 * MAD), with the mean absolute deviation as fallback when
-    MAD is 0. Adds ``<prefix>_median``, ``<prefix>_z``, ``<prefix>_n`` and
-    ``<prefix>_outlier`` (enough samples, z and ratio over their thresholds)."""
+def outlier_values(rows: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The samples behind the outlier statistics, as (group, value) frames: latency per
+    lat_group, output tokens per label."""
+    def samples(column: str, group: str) -> pl.DataFrame:
+        return rows.select(pl.col(group).alias("group"), pl.col(column).alias("value")
+                           ).drop_nulls("value")
+
+    return samples("lat_value", "lat_group"), samples("tok_value", "label")
+
+
+def outlier_table(values: pl.DataFrame, prefix: str) -> pl.DataFrame:
+    """Per group of ``values`` (outlier_values; each group whole): the median, the spread
+    1.4826 * MAD (the mean absolute deviation times 1.2533 when MAD is 0) and the sample
+    count. Values are sorted first, so any partitioning of the groups gives the same
+    numbers to the last bit."""
+    x = pl.col("value")
+    deviation = (x - x.median()).abs()
+    spread = pl.when(deviation.median() > 0).then(deviation.median() * _MAD_TO_SIGMA).otherwise(
+        deviation.mean() * 1.2533)
+    return (values.sort("group", "value", nulls_last=True)
+            .group_by("group", maintain_order=True)
+            .agg(x.median().alias(f"{prefix}_median"), spread.alias(f"{prefix}_spread"),
+                 x.count().alias(f"{prefix}_n")))
+
+
+def _with_outliers(frame: pl.DataFrame, table: pl.DataFrame, column: str, group: str,
+                   prefix: str) -> pl.DataFrame:
+    """Robust z of ``column`` against all spans of the same ``group`` in the corpus
+    (``table``, from outlier_table): (x - median) / spread. Adds ``<prefix>_median``,
+    ``<prefix>_z``, ``<prefix>_n`` and ``<prefix>_outlier`` (enough samples, z and ratio
+    over their thresholds)."""
     x = pl.col(column)
-    median = x.median().over(group)
-    deviation = (x - median).abs()
-    spread = pl.when(deviation.median().over(group) > 0).then(
-        deviation.median().over(group) * _MAD_TO_SIGMA).otherwise(
-        deviation.mean().over(group) * 1.2533)
-    count = x.count().over(group)
-    frame = frame.with_columns(median.alias(f"{prefix}_median"),
-                               ((x - median) / spread).alias(f"{prefix}_z"),
-                               count.alias(f"{prefix}_n"))
+    frame = frame.join(table.rename({"group": group}), on=group, how="left", nulls_equal=True,
+                       maintain_order="left")
+    frame = frame.with_columns(((x - pl.col(f"{prefix}_median")) / pl.col(f"{prefix}_spread"))
+                               .alias(f"{prefix}_z"), pl.col(f"{prefix}_n").fill_null(0)
+                               ).drop(f"{prefix}_spread")
     z, med = pl.col(f"{prefix}_z"), pl.col(f"{prefix}_median")
     flag = ((pl.col(f"{prefix}_n") >= OUTLIER_MIN_SAMPLES) & z.is_finite() & (z >= OUTLIER_Z)
             & (x >= med * OUTLIER_RATIO))
