@@ -9,6 +9,7 @@ same errors, or the same exception type and message. Seeded generators keep it r
 
 from __future__ import annotations
 
+import json
 import math
 import random
 import struct
@@ -318,3 +319,108 @@ def test_a_time_beyond_int64_rejects_only_that_span() -> None:
     assert (result.accepted, result.rejected) == (0, 1)
     assert result.errors == ["resourceSpans[0].scopeSpans[0].spans[0]: "
                              "startTimeUnixNano 9223372036854775808 is out of range"]
+
+
+# ---- hostile shapes: many keys, deep values, attribute caps ---------------------------------
+
+
+def _field(number: int, payload: bytes) -> bytes:
+    """A length-delimited protobuf field, written by hand (deep nesting included)."""
+    size, length = len(payload), b""
+    while True:
+        length += bytes([(size & 0x7F) | (0x80 if size > 0x7F else 0)])
+        size >>= 7
+        if not size:
+            return bytes([number << 3 | 2]) + length + payload
+
+
+def _nested(levels: int, kind: str) -> bytes:
+    """An AnyValue holding a string under ``levels`` arrays or maps."""
+    value = _field(1, b"leaf")
+    for _ in range(levels):
+        value = (_field(5, _field(1, value)) if kind == "array"
+                 else _field(6, _field(1, _field(1, b"k") + _field(2, value))))
+    return value
+
+
+def _deep_request(levels: int, kind: str, where: str) -> bytes:
+    attribute = _field(1, b"deep") + _field(2, _nested(levels, kind))
+    span = _field(1, bytes(range(1, 17))) + _field(2, bytes(range(1, 9)))
+    if where == "span":
+        span += _field(9, attribute)
+    elif where == "event":
+        span += _field(11, _field(2, b"e") + _field(3, attribute))
+    resource = _field(1, attribute) if where == "resource" else b""
+    return _field(1, _field(1, resource) + _field(2, _field(2, span)))
+
+
+@pytest.mark.parametrize("where", ["span", "event", "resource"])
+@pytest.mark.parametrize("kind", ["array", "map"])
+def test_values_nested_near_the_parsers_limit_decode_as_the_reference_does(
+        kind: str, where: str) -> None:
+    # The reference's parser stops at 100 nested messages: 47 arrays or 31 maps under a
+    # span attribute. Either side of that the two decoders agree.
+    limit = 47 if kind == "array" else 31
+    outcomes = []
+    for levels in range(limit - 4, limit + 4):
+        body = _deep_request(levels, kind, where)
+        check(body, f"{kind} x{levels} in {where}")
+        outcomes.append(isinstance(outcome(decode_protobuf_reference, body), DecodeResult))
+    assert outcomes[0] and not outcomes[-1], "the cases do not straddle the parser's limit"
+
+
+def test_long_attribute_lists_fold_duplicates_as_the_reference_does() -> None:
+    rng = random.Random(7)
+    keys = [f"key.{n}" for n in range(300)]
+
+    def configure(span: Span) -> None:
+        items = [(rng.choice(keys), random_value(rng)) for _ in range(900)]
+        items.append(("nested", Pairs((f"k{rng.randrange(40)}", n) for n in range(200))))
+        add_attrs(span.attributes, items)
+        event = span.events.add(name="exception", time_unix_nano=5)
+        add_attrs(event.attributes, [(f"e{rng.randrange(30)}", n) for n in range(100)])
+
+    for n in range(5):
+        body = single_span_request(configure)
+        assert check(body, f"900 attributes, seed step {n}"), "fell back to the reference"
+    frame = decode_protobuf(body).frame
+    assert len(json.loads(frame["attributes"][0])["nested"]) == 40
+
+
+def test_an_overridden_duplicate_is_still_checked_for_utf8_in_a_long_list() -> None:
+    def configure(span: Span) -> None:
+        add_attrs(span.attributes, [(f"k{n}", "v") for n in range(40)]
+                  + [("k3", "placeholder"), ("k3", "last")])
+
+    body = single_span_request(configure).replace(b"placeholder", b"placeholde\xff")
+    assert isinstance(outcome(decode_protobuf_reference, body), tuple)
+    check(body, "invalid UTF-8 in an overridden value")
+
+
+def test_spans_over_the_attribute_cap_are_rejected_by_both_decoders() -> None:
+    request = ExportTraceServiceRequest()
+    spans = request.resource_spans.add().scope_spans.add().spans
+    for n, count in enumerate((3, 4, 5, 12)):
+        span = spans.add(trace_id=bytes(range(1, 17)), span_id=(n + 1).to_bytes(8, "big"),
+                         name=f"s{count}", start_time_unix_nano=1, end_time_unix_nano=2)
+        add_attrs(span.attributes, [(f"a{i % 4}", i) for i in range(count)])
+    body = request.SerializeToString()
+    expected = decode_protobuf_reference(body, max_attributes=4)
+    assert expected.frame["name"].to_list() == ["s3", "s4"]
+    assert expected.errors == [
+        f"resourceSpans[0].scopeSpans[0].spans[{n}]: {count} attributes exceed the limit of 4 "
+        "per span (max_attributes_per_span); the span was not stored"
+        for n, count in ((2, 5), (3, 12))]
+    assert_same(decode_protobuf(body, max_attributes=4), expected, "capped")
+    assert decode_native(body, max_attributes=4) is None  # rejected spans are the reference's
+    assert check(body, "no cap") and decode_protobuf(body).accepted == 4
+
+
+def test_trace_ids_built_to_collide_decode_in_linear_time() -> None:
+    # Ids whose halves are equal all hashed to one slot before the hash was keyed.
+    request = ExportTraceServiceRequest()
+    spans = request.resource_spans.add().scope_spans.add().spans
+    for n in range(1, 3_001):
+        spans.add(trace_id=n.to_bytes(8, "big") * 2, span_id=n.to_bytes(8, "big"),
+                  start_time_unix_nano=1, end_time_unix_nano=2)
+    assert check(request.SerializeToString(), "colliding trace ids")

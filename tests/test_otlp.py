@@ -8,7 +8,13 @@ import polars as pl
 import pytest
 from otlp_factory import json_request, new_span_id, new_trace_id, protobuf_body, span
 
-from halo_nb.ingest.otlp import OTLPDecodeError, decode_json, decode_protobuf, decode_request_dict
+from halo_nb.ingest.otlp import (
+    MAX_VALUE_DEPTH,
+    OTLPDecodeError,
+    decode_json,
+    decode_protobuf,
+    decode_request_dict,
+)
 from halo_nb.schema import SPAN_SCHEMA
 
 
@@ -166,3 +172,94 @@ def test_json_links_are_kept_and_bad_links_reject_their_span() -> None:
         {"trace_id": trace_id, "span_id": span_id, "trace_state": "v=1", "attributes": {"n": 3}}]
     assert result.rejected == 1
     assert result.errors[0].startswith("resourceSpans[0].scopeSpans[0].spans[1]: links[0].spanId")
+
+
+def _one_attribute(value: object) -> dict:
+    request = json_request([span("typed")])
+    request["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["attributes"] = [
+        {"key": "k", "value": value}]
+    return request
+
+
+@pytest.mark.parametrize(("value", "stored"), [
+    ({"boolValue": False}, False),
+    ({"intValue": "-12"}, -12),
+    ({"intValue": 7}, 7),
+    ({"intValue": 3.0}, 3),
+    ({"intValue": "99999999999999999999"}, 99999999999999999999),
+    ({"doubleValue": 2}, 2.0),
+    ({"doubleValue": "1.5"}, 1.5),
+    ({"stringValue": ""}, ""),
+    ({"bytesValue": "AAE="}, "AAE="),
+    ({"bytesValue": "-_8="}, "-_8="),
+    ({"arrayValue": {}}, []),
+    ({"kvlistValue": {"values": [{"key": "a", "value": {"boolValue": True}}]}}, {"a": True}),
+])
+def test_json_values_of_their_otlp_type_are_stored_as_sent(value: dict, stored: object) -> None:
+    result = decode_json(_one_attribute(value))
+    assert result.rejected == 0
+    assert json.loads(result.frame["attributes"][0]) == {"k": stored}
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    ({"boolValue": "false"}, "boolValue must be true or false, got a string 'false'"),
+    ({"boolValue": 0}, "boolValue must be true or false, got a number 0"),
+    ({"intValue": 1.9}, "intValue 1.9 is not an integer"),
+    ({"intValue": "1.9"}, "intValue '1.9' is not an integer"),
+    ({"intValue": True}, "intValue True is not an integer"),
+    ({"intValue": " 5"}, "intValue ' 5' is not an integer"),
+    ({"intValue": "9" * 5000}, "intValue '" + "9" * 56 + "... is not an integer"),
+    ({"doubleValue": False}, "doubleValue False is not a number"),
+    ({"doubleValue": "many"}, "doubleValue 'many' is not a number"),
+    ({"doubleValue": 10**400}, "is not a number"),
+    ({"stringValue": 5}, "stringValue must be a string, got a number"),
+    ({"stringValue": None}, "stringValue must be a string, got null"),
+    ({"bytesValue": "not base64!"}, "bytesValue must be base64 text"),
+    ({"bytesValue": [1]}, "bytesValue must be base64 text, got a list"),
+    ({"arrayValue": [1, 2]}, "arrayValue must be an object, got a list"),
+    ({"arrayValue": {"values": 5}}, "arrayValue.values must be a list, got a number"),
+    ({"kvlistValue": "x"}, "kvlistValue must be an object, got a string"),
+])
+def test_json_values_of_another_type_reject_their_span_only(value: dict, message: str) -> None:
+    request = _one_attribute(value)
+    request["resourceSpans"] += json_request([span("sound")])["resourceSpans"]
+    result = decode_json(request)  # as parsed JSON: orjson refuses 10**400 in a body
+    assert result.frame["name"].to_list() == ["sound"]
+    assert result.rejected == 1
+    assert result.errors[0].startswith("resourceSpans[0].scopeSpans[0].spans[0]: attributes[0] "
+                                       "(k): ")
+    assert message in result.errors[0]
+    assert len(result.errors[0]) < 300
+
+
+def test_json_values_nested_past_the_limit_reject_their_span() -> None:
+    value: dict = {"stringValue": "leaf"}
+    for _ in range(MAX_VALUE_DEPTH):
+        value = {"arrayValue": {"values": [value]}}
+    assert decode_json(_one_attribute(value)).rejected == 0
+    result = decode_json(_one_attribute({"kvlistValue": {"values": [{"key": "x",
+                                                                      "value": value}]}}))
+    assert result.rejected == 1
+    assert f"value nested deeper than {MAX_VALUE_DEPTH} levels" in result.errors[0]
+
+
+def test_json_nested_past_what_any_parser_reads_is_an_error_not_a_crash() -> None:
+    for body in (b"[" * 10_000 + b"]" * 10_000, b'{"a":' * 10_000 + b"1" + b"}" * 10_000):
+        with pytest.raises(OTLPDecodeError, match="not valid UTF-8 JSON"):
+            decode_json(body)
+    deep: dict = {"stringValue": "leaf"}
+    for _ in range(10_000):  # a parsed dict, as snapshot import hands over, past any parser
+        deep = {"kvlistValue": {"values": [{"key": "k", "value": deep}]}}
+    result = decode_json(_one_attribute(deep))
+    assert result.rejected == 1 and "nested deeper than" in result.errors[0]
+
+
+def test_json_spans_over_the_attribute_cap_are_rejected_with_the_count() -> None:
+    request = json_request([span("small", attrs={f"a{n}": n for n in range(3)}),
+                            span("large", attrs={f"a{n}": n for n in range(9)})])
+    result = decode_json(request, max_attributes=5)
+    assert result.frame["name"].to_list() == ["small"]
+    assert result.errors == ["resourceSpans[0].scopeSpans[0].spans[1]: 9 attributes exceed the "
+                             "limit of 5 per span (max_attributes_per_span); the span was not "
+                             "stored"]
+    assert decode_json(request).rejected == 0

@@ -189,6 +189,47 @@ static inline uint64_t load8(const uint8_t *s) {
     return w;
 }
 
+/* ---- keyed hashing --------------------------------------------------------------------- */
+
+/* SipHash-1-3 (CPython's string hash) under a random key handed over by configure(), so a
+   request cannot choose trace ids or attribute keys that collide in the decoder's hash
+   tables and make them quadratic. */
+static uint64_t HASH_K0, HASH_K1;
+
+#define ROTL64(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
+#define HALF_ROUND(a, b, c, d, s, t) \
+    a += b;                          \
+    c += d;                          \
+    b = ROTL64(b, s) ^ a;            \
+    d = ROTL64(d, t) ^ c;            \
+    a = ROTL64(a, 32);
+#define SIP_ROUND(v0, v1, v2, v3)            \
+    HALF_ROUND(v0, v1, v2, v3, 13, 16);     \
+    HALF_ROUND(v2, v1, v0, v3, 17, 21);
+
+static uint64_t keyed_hash(const uint8_t *p, size_t n) {
+    uint64_t v0 = HASH_K0 ^ UINT64_C(0x736f6d6570736575);
+    uint64_t v1 = HASH_K1 ^ UINT64_C(0x646f72616e646f6d);
+    uint64_t v2 = HASH_K0 ^ UINT64_C(0x6c7967656e657261);
+    uint64_t v3 = HASH_K1 ^ UINT64_C(0x7465646279746573);
+    uint64_t last = (uint64_t)n << 56;
+    for (; n >= 8; p += 8, n -= 8) {
+        uint64_t m = load8(p);
+        v3 ^= m;
+        SIP_ROUND(v0, v1, v2, v3);
+        v0 ^= m;
+    }
+    for (size_t i = 0; i < n; i++) last |= (uint64_t)p[i] << (8 * i);
+    v3 ^= last;
+    SIP_ROUND(v0, v1, v2, v3);
+    v0 ^= last;
+    v2 ^= 0xff;
+    SIP_ROUND(v0, v1, v2, v3);
+    SIP_ROUND(v0, v1, v2, v3);
+    SIP_ROUND(v0, v1, v2, v3);
+    return (v0 ^ v1) ^ (v2 ^ v3);
+}
+
 /* The length of the well-formed UTF-8 sequence that starts at s[i] (a byte >= 0x80),
    or 0: no overlongs, surrogates or code points beyond U+10FFFF, as protobuf checks. */
 static size_t utf8_sequence(const uint8_t *s, size_t i, size_t n) {
@@ -307,7 +348,6 @@ typedef struct {
     bytes_t value; /* the AnyValue message */
     value_t parsed;
     int has_value;
-    int dead; /* a later duplicate, folded into the first */
 } kv_t;
 
 typedef struct {
@@ -339,7 +379,6 @@ static int parse_keyvalue(bytes_t msg, kv_t *kv) {
     kv->key.p = (const uint8_t *)"";
     kv->key.len = 0;
     kv->has_value = 0;
-    kv->dead = 0;
     while (r.p < r.end) {
         TRY(next_field(&r, &f));
         if (f.number == 1) {
@@ -360,7 +399,12 @@ static int same_key(bytes_t a, bytes_t b) {
     return a.len == b.len && memcmp(a.p, b.p, a.len) == 0;
 }
 
-#define MAX_DEPTH 64
+/* Nesting is counted in protobuf messages below an attribute's AnyValue: an array level is
+   two (ArrayValue, AnyValue), a map level three (KeyValueList, KeyValue, AnyValue). The
+   reference's parser refuses a request nested more than 100 messages deep, and an
+   attribute's AnyValue is at most 7 deep (request, ResourceSpans, ScopeSpans, Span, Event
+   or Link, KeyValue, AnyValue), so deeper values are left to it. */
+#define MAX_DEPTH (100 - 7)
 
 /* Checks every string inside a KeyValue list (field `number` of `msg`), for the parts of
    a request that are parsed (and so UTF-8-checked) by the reference but never written. */
@@ -378,7 +422,7 @@ static int validate_kvs(bytes_t msg, uint32_t number, int depth) {
                 if (!valid_utf8(kf.bytes.p, kf.bytes.len)) return NATIVE_NO;
             } else if (kf.number == 2) {
                 EXPECT(kf, 2);
-                TRY(validate_value(kf.bytes, depth + 1));
+                TRY(validate_value(kf.bytes, depth));
             }
         }
     }
@@ -400,13 +444,68 @@ static int validate_value(bytes_t msg, int depth) {
             bytes_t item;
             int found;
             while ((found = next_bytes_of(&ar, 1, &item)) == 1)
-                TRY(validate_value(item, depth + 1));
+                TRY(validate_value(item, depth + 2));
             TRY(found);
         } else if (f.number == 6) {
             EXPECT(f, 2);
-            TRY(validate_kvs(f.bytes, 1, depth + 1));
+            TRY(validate_kvs(f.bytes, 1, depth + 3));
         }
     }
+    return OK;
+}
+
+/* The keys of one list on the stack (from `base`), for finding an earlier duplicate: a
+   short list is scanned, a longer one (over SCAN_MAX keys) gets an open-addressing index
+   (slot = 1 + offset from base, 0 = empty), so folding duplicates stays linear. */
+#define SCAN_MAX 16
+
+typedef struct {
+    uint32_t *slots;
+    size_t mask;
+} kv_index_t;
+
+static size_t kv_index_slot(const kv_index_t *x, const kvstack_t *s, size_t base, bytes_t key) {
+    size_t i = (size_t)keyed_hash(key.p, key.len) & x->mask;
+    while (x->slots[i] && !same_key(s->items[base + x->slots[i] - 1].key, key))
+        i = (i + 1) & x->mask;
+    return i;
+}
+
+/* (Re)builds the index over the list's keys (all distinct), at most a quarter full. */
+static int kv_index_build(kv_index_t *x, const kvstack_t *s, size_t base) {
+    size_t n = s->len - base, size = 64;
+    if (n >= UINT32_MAX) return NATIVE_NO;
+    while (size < 4 * n) size *= 2;
+    free(x->slots);
+    x->slots = calloc(size, sizeof(uint32_t));
+    if (!x->slots) return NATIVE_NOMEM;
+    x->mask = size - 1;
+    for (size_t i = base; i < s->len; i++)
+        x->slots[kv_index_slot(x, s, base, s->items[i].key)] = (uint32_t)(i - base + 1);
+    return OK;
+}
+
+/* Adds one entry to the list, or folds it into an earlier one with its key. */
+static int kv_add(kvstack_t *s, size_t base, kv_index_t *x, kv_t kv) {
+    kv_t *kept = NULL;
+    if (x->slots) {
+        size_t slot = kv_index_slot(x, s, base, kv.key);
+        if (x->slots[slot]) kept = &s->items[base + x->slots[slot] - 1];
+    } else {
+        for (size_t i = base; i < s->len && !kept; i++)
+            if (same_key(s->items[i].key, kv.key)) kept = &s->items[i];
+    }
+    if (kept) {
+        if (kept->has_value) TRY(validate_value(kept->value, 0));
+        kept->value = kv.value;
+        kept->parsed = kv.parsed;
+        kept->has_value = kv.has_value;
+        return OK;
+    }
+    TRY(kv_push(s, kv));
+    size_t n = s->len - base;
+    if (x->slots ? 2 * n > x->mask + 1 : n > SCAN_MAX) return kv_index_build(x, s, base);
+    if (x->slots) x->slots[kv_index_slot(x, s, base, kv.key)] = (uint32_t)n;
     return OK;
 }
 
@@ -414,27 +513,20 @@ static int validate_value(bytes_t msg, int depth) {
    duplicates. */
 static int push_kvs(kvstack_t *s, bytes_t msg, uint32_t number) {
     size_t base = s->len;
+    kv_index_t index = {NULL, 0};
     reader_t r = {msg.p, msg.p + msg.len};
     bytes_t entry;
-    int found;
-    while ((found = next_bytes_of(&r, number, &entry)) == 1) {
+    int rc;
+    while ((rc = next_bytes_of(&r, number, &entry)) == 1) {
         kv_t kv;
-        TRY(parse_keyvalue(entry, &kv));
+        rc = parse_keyvalue(entry, &kv);
         kv.parsed.type = V_NONE;
-        if (kv.has_value) TRY(parse_value(kv.value, &kv.parsed));
-        for (size_t i = base; i < s->len; i++) {
-            if (!s->items[i].dead && same_key(s->items[i].key, kv.key)) {
-                if (s->items[i].has_value) TRY(validate_value(s->items[i].value, 0));
-                s->items[i].value = kv.value;
-                s->items[i].parsed = kv.parsed;
-                s->items[i].has_value = kv.has_value;
-                kv.dead = 1;
-                break;
-            }
-        }
-        if (!kv.dead) TRY(kv_push(s, kv));
+        if (rc == OK && kv.has_value) rc = parse_value(kv.value, &kv.parsed);
+        if (rc == OK) rc = kv_add(s, base, &index, kv);
+        if (rc != OK) break;
     }
-    return found;
+    free(index.slots);
+    return rc;
 }
 
 /* dict.get(key): the value, or V_NONE. */
@@ -658,7 +750,7 @@ static int json_value(buf_t *out, kvstack_t *s, const value_t *v, int mode, int 
             TRY(parse_value(element, &item));
             if (!first) MEM(buf_char(out, ','));
             first = 0;
-            TRY(json_value(out, s, &item, mode, depth + 1));
+            TRY(json_value(out, s, &item, mode, depth + 2));
         }
         TRY(found);
         MEM(buf_char(out, ']'));
@@ -667,7 +759,7 @@ static int json_value(buf_t *out, kvstack_t *s, const value_t *v, int mode, int 
     case V_KVLIST: {
         size_t base = s->len;
         TRY(push_kvs(s, v->bytes, 1));
-        int rc = json_kvs(out, s, base, s->len, mode, depth + 1);
+        int rc = json_kvs(out, s, base, s->len, mode, depth + 3);
         s->len = base;
         return rc;
     }
@@ -799,6 +891,7 @@ typedef struct {
     buf_t keys; /* each span id as a big-endian uint64: the store's duplicate key */
     trace_set_t traces;
     buf_t row_traces; /* each span's trace: a uint32 position in traces */
+    size_t max_attributes; /* a span with more is rejected (by the reference); 0: no limit */
 } decoder_t;
 
 static inline uint64_t load_be64(const uint8_t *p) {
@@ -808,8 +901,7 @@ static inline uint64_t load_be64(const uint8_t *p) {
 }
 
 static int trace_set_slot(const trace_set_t *t, const uint8_t *id) {
-    uint64_t h = (load_be64(id) ^ load_be64(id + 8)) * UINT64_C(0x9E3779B97F4A7C15);
-    size_t i = (size_t)(h >> 32) & t->mask;
+    size_t i = (size_t)keyed_hash(id, 16) & t->mask;
     while (t->slots[i] && memcmp(t->ids.p + 16 * (t->slots[i] - 1), id, 16) != 0)
         i = (i + 1) & t->mask;
     return (int)i;
@@ -1143,6 +1235,7 @@ static int decode_span(decoder_t *d, bytes_t msg, const resource_t *res, const s
     uint64_t start = 0, end = 0, otel_kind = 0;
     int64_t code = 0;
     int statuses = 0;
+    size_t attributes = 0;
     events->len = links->len = 0;
     while (r.p < r.end) {
         TRY(next_field(&r, &f));
@@ -1155,7 +1248,7 @@ static int decode_span(decoder_t *d, bytes_t msg, const resource_t *res, const s
         case 6: EXPECT(f, 0); otel_kind = f.value; break;
         case 7: EXPECT(f, 1); start = f.value; break;
         case 8: EXPECT(f, 1); end = f.value; break;
-        case 9: EXPECT(f, 2); break; /* attributes: read below */
+        case 9: EXPECT(f, 2); attributes++; break; /* read below */
         case 11: EXPECT(f, 2); TRY(list_push(events, f.bytes)); break;
         case 13: EXPECT(f, 2); TRY(list_push(links, f.bytes)); break;
         case 15: {
@@ -1183,6 +1276,7 @@ static int decode_span(decoder_t *d, bytes_t msg, const resource_t *res, const s
         (parent.len && parent.len != 8) || code < 0 || code > 2)
         return NATIVE_NO;
     if (start >> 63 || end >> 63) return NATIVE_NO;
+    if (d->max_attributes && attributes > d->max_attributes) return NATIVE_NO;
     if (!valid_utf8(name.p, name.len) || !valid_utf8(state.p, state.len) ||
         !valid_utf8(status_msg.p, status_msg.len))
         return NATIVE_NO;
@@ -1534,28 +1628,33 @@ static PyObject *trace_ids(const trace_set_t *t) {
 }
 
 PyDoc_STRVAR(decode_doc,
-"decode(body) -> (rows, [(data, views, validity), ...], keys, trace_ids, row_traces)\n"
-"or None\n\n"
+"decode(body, max_attributes=0) -> (rows, [(data, views, validity), ...], keys,\n"
+"trace_ids, row_traces) or None\n\n"
 "Decodes an ExportTraceServiceRequest into Arrow buffers, one tuple a column in\n"
 "COLUMNS order (views: Arrow string views over data, None for other types; validity is\n"
 "a bitmap, or None when nothing is null). keys: each span id as a native-endian uint64\n"
 "(its big-endian value, int(span_id, 16)); trace_ids: the distinct trace ids, in order;\n"
 "row_traces: each span's position in trace_ids, a native-endian uint32.\n"
-"None: the reference must decode it.");
+"None: the reference must decode it (also when a span has more than max_attributes\n"
+"attributes, when that is > 0: the reference rejects it).");
 
-static PyObject *wire_decode(PyObject *self, PyObject *arg) {
+static PyObject *wire_decode(PyObject *self, PyObject *args) {
     (void)self;
     if (!T.ready) {
         PyErr_SetString(PyExc_RuntimeError, "halo_nb.ingest._wire.configure() was not called");
         return NULL;
     }
+    PyObject *body;
+    Py_ssize_t max_attributes = 0;
+    if (!PyArg_ParseTuple(args, "O|n:decode", &body, &max_attributes)) return NULL;
     Py_buffer view;
-    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) return NULL;
+    if (PyObject_GetBuffer(body, &view, PyBUF_SIMPLE) < 0) return NULL;
     decoder_t *d = calloc(1, sizeof(decoder_t));
     if (!d) {
         PyBuffer_Release(&view);
         return PyErr_NoMemory();
     }
+    d->max_attributes = max_attributes > 0 ? (size_t)max_attributes : 0;
     int rc;
     Py_BEGIN_ALLOW_THREADS
     /* Most of a request ends up in the attributes column: size it once. */
@@ -1658,8 +1757,8 @@ static int kind_codes_of(PyObject *seq, uint8_t **out) {
 
 PyDoc_STRVAR(configure_doc,
 "configure(tables) -> None\n\n"
-"Hands over the attribute-name tables (see halo_nb.ingest.otlp._native_tables). Call once,\n"
-"before any decode().");
+"Hands over the attribute-name tables (see halo_nb.ingest.otlp._native_tables) and\n"
+"hash_key, 16 random bytes keying the decoder's hash tables. Call once, before any decode().");
 
 static PyObject *wire_configure(PyObject *self, PyObject *tables) {
     (void)self;
@@ -1687,6 +1786,11 @@ static PyObject *wire_configure(PyObject *self, PyObject *tables) {
         if (!name) return PyErr_Format(PyExc_KeyError, "tables lack %s", NAME_NAMES[i]);
         if (copy_name(name, &T.names[i]) < 0) return NULL;
     }
+    PyObject *hash_key = PyDict_GetItemString(tables, "hash_key");
+    if (!hash_key || !PyBytes_Check(hash_key) || PyBytes_GET_SIZE(hash_key) != 16)
+        return PyErr_Format(PyExc_ValueError, "tables lack hash_key (16 bytes)");
+    HASH_K0 = load8((const uint8_t *)PyBytes_AS_STRING(hash_key));
+    HASH_K1 = load8((const uint8_t *)PyBytes_AS_STRING(hash_key) + 8);
     PyObject *sources = PyDict_GetItemString(tables, "kind_sources");
     if (!sources) return PyErr_Format(PyExc_KeyError, "tables lack kind_sources");
     PyObject *fast = PySequence_Fast(sources, "kind_sources: a sequence of (key, {value: code})");
@@ -1719,7 +1823,7 @@ static PyObject *wire_configure(PyObject *self, PyObject *tables) {
 }
 
 static PyMethodDef methods[] = {
-    {"decode", wire_decode, METH_O, decode_doc},
+    {"decode", wire_decode, METH_VARARGS, decode_doc},
     {"configure", wire_configure, METH_O, configure_doc},
     {NULL, NULL, 0, NULL},
 };

@@ -18,6 +18,18 @@ and ``errors`` (one line per rejected span naming where it was and why, e.g.
 ``resourceSpans[0].scopeSpans[0].spans[3]: traceId must be 16 bytes, got 15``),
 which the collector reports as OTLP partial success. A body that is not a request at
 all raises ``OTLPDecodeError`` (a ValueError) whose message names the problem.
+``max_attributes`` rejects a span with more attributes than that (counted as sent,
+duplicate keys included) rather than storing part of it.
+
+JSON attribute values are held to their OTLP types: ``boolValue`` must be a JSON
+boolean, ``intValue`` an integer (a number with no fraction, or a string of digits),
+``doubleValue`` a number or a numeric string ("NaN", "Infinity"), ``stringValue`` and
+``bytesValue`` strings (the latter base64), and values nest at most
+``MAX_VALUE_DEPTH`` levels. A value that breaks this rejects its span (partial success,
+with the reason), as a bad id does: the other spans of the request are sound, and a
+guess (``"false"`` read as true, ``1.9`` as 1) would store something never sent.
+Duplicate attribute keys keep the first key's position and the last value, as a dict
+built in order does, in both decoders.
 
 Attribute values become plain Python values: strings, bools, ints, floats, lists and
 dicts; bytes become base64 text (as in OTLP JSON), so both encodings give the same
@@ -29,6 +41,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import os
+import re
 from array import array
 from collections.abc import Mapping
 from typing import Any
@@ -49,6 +63,9 @@ OTEL_KINDS = ("unspecified", "internal", "server", "client", "producer", "consum
 _KIND_NAMES = {f"SPAN_KIND_{k.upper()}": k for k in OTEL_KINDS}
 _STATUS_NAMES = {"STATUS_CODE_UNSET": 0, "STATUS_CODE_OK": 1, "STATUS_CODE_ERROR": 2}
 MAX_REPORTED_ERRORS = 20
+# JSON attribute values nested deeper than this reject their span. Protobuf's parser stops
+# at 100 messages, about 47 array levels; this bounds the decoder's recursion the same way.
+MAX_VALUE_DEPTH = 64
 
 
 class OTLPDecodeError(ValueError):
@@ -98,18 +115,22 @@ class DecodeResult:
 # ---- protobuf ------------------------------------------------------------------------------
 
 
-def decode_protobuf(body: bytes, origin: str | None = None) -> DecodeResult:
+def decode_protobuf(body: bytes, origin: str | None = None, *,
+                    max_attributes: int | None = None) -> DecodeResult:
     """Decode an OTLP/HTTP protobuf ``ExportTraceServiceRequest``: natively, or by the
     reference decoder when the native one leaves the request to it."""
-    result = decode_native(body, origin)
-    return decode_protobuf_reference(body, origin) if result is None else result
+    result = decode_native(body, origin, max_attributes=max_attributes)
+    if result is None:
+        return decode_protobuf_reference(body, origin, max_attributes=max_attributes)
+    return result
 
 
-def decode_native(body: bytes, origin: str | None = None) -> DecodeResult | None:
+def decode_native(body: bytes, origin: str | None = None, *,
+                  max_attributes: int | None = None) -> DecodeResult | None:
     """The native decoder (``_wire.c``) alone: the frame as ``decode_protobuf_reference``
     builds it, or None for a request outside its common path (malformed input, rejected
     spans, values whose Python conversion it does not repeat)."""
-    decoded = _wire.decode(body)
+    decoded = _wire.decode(body, max_attributes or 0)
     if decoded is None:
         return None
     rows, buffers, keys, trace_ids, row_traces = decoded
@@ -182,6 +203,7 @@ def _native_tables() -> dict[str, Any]:
         "exception_event": rules.EXCEPTION_EVENT,
         "exception_message": rules.EXCEPTION_MESSAGE,
         "exception_type": rules.EXCEPTION_TYPE,
+        "hash_key": os.urandom(16),
     }
 
 
@@ -194,7 +216,8 @@ _ENUM_VALUES = {"kind": pa.array(KINDS, pa.string_view()),
 _NATIVE_SCHEMA = _native_schema()
 
 
-def decode_protobuf_reference(body: bytes, origin: str | None = None) -> DecodeResult:
+def decode_protobuf_reference(body: bytes, origin: str | None = None, *,
+                              max_attributes: int | None = None) -> DecodeResult:
     """Decode an OTLP/HTTP protobuf ``ExportTraceServiceRequest`` in Python, through
     ``SpanFrameBuilder``: the definition the native decoder is held to."""
     request = ExportTraceServiceRequest()
@@ -225,6 +248,10 @@ def decode_protobuf_reference(body: bytes, origin: str | None = None) -> DecodeR
                         or not 0 <= code <= 2 or start > INT64_MAX or end > INT64_MAX):
                     reason = _pb_problem(trace_id, span_id, parent, code, start, end)
                     errors.append(f"resourceSpans[{r}].scopeSpans[{s}].spans[{i}]: {reason}")
+                    continue
+                if max_attributes and len(span.attributes) > max_attributes:
+                    errors.append(f"resourceSpans[{r}].scopeSpans[{s}].spans[{i}]: "
+                                  + _too_many_attributes(len(span.attributes), max_attributes))
                     continue
                 events = span.events
                 kind = span.kind
@@ -261,6 +288,11 @@ def decode_protobuf_reference(body: bytes, origin: str | None = None) -> DecodeR
 
 _ZERO_TRACE = bytes(16)
 _ZERO_SPAN = bytes(8)
+
+
+def _too_many_attributes(count: int, limit: int) -> str:
+    return (f"{count} attributes exceed the limit of {limit} per span "
+            "(max_attributes_per_span); the span was not stored")
 
 
 def _pb_problem(trace_id: bytes, span_id: bytes, parent: bytes, code: int, start: int,
@@ -309,7 +341,8 @@ def _pb_value(value: Any, which: str | None) -> Any:
 # ---- JSON ----------------------------------------------------------------------------------
 
 
-def decode_json(body: bytes | str | Mapping[str, Any], origin: str | None = None) -> DecodeResult:
+def decode_json(body: bytes | str | Mapping[str, Any], origin: str | None = None, *,
+                max_attributes: int | None = None) -> DecodeResult:
     """Decode an OTLP/HTTP JSON ``ExportTraceServiceRequest`` (bytes, str or parsed dict)."""
     if isinstance(body, Mapping):
         request = body
@@ -339,7 +372,7 @@ def decode_json(body: bytes | str | Mapping[str, Any], origin: str | None = None
             for i, span in enumerate(_list(scope_spans, "spans", "spans", where_s)):
                 where = f"{where_s}.spans[{i}]"
                 try:
-                    fields = _json_span(span)
+                    fields = _json_span(span, max_attributes)
                 except _SpanProblem as exc:
                     errors.append(f"{where}: {exc}")
                     continue
@@ -360,9 +393,13 @@ class _SpanProblem(ValueError):
     pass
 
 
-def _json_span(span: Any) -> dict[str, Any]:
+def _json_span(span: Any, max_attributes: int | None) -> dict[str, Any]:
     if not isinstance(span, Mapping):
         raise _SpanProblem(f"must be an object, got {_type(span)}")
+    attribute_items = span.get("attributes")
+    if (max_attributes and isinstance(attribute_items, list)
+            and len(attribute_items) > max_attributes):
+        raise _SpanProblem(_too_many_attributes(len(attribute_items), max_attributes))
     trace_id = _json_id(_get(span, "traceId", "trace_id"), "traceId", 16, required=True)
     span_id = _json_id(_get(span, "spanId", "span_id"), "spanId", 8, required=True)
     parent = _json_id(_get(span, "parentSpanId", "parent_span_id"), "parentSpanId", 8,
@@ -383,7 +420,7 @@ def _json_span(span: Any) -> dict[str, Any]:
     else:
         otel_kind = "unspecified"
     try:
-        attributes = _json_attributes(span.get("attributes"), "attributes")
+        attributes = _json_attributes(attribute_items, "attributes")
         events = [_json_event(e, n) for n, e in enumerate(span.get("events") or ())]
         links = [_json_link(link, n) for n, link in enumerate(span.get("links") or ())]
     except OTLPDecodeError as exc:
@@ -465,7 +502,7 @@ def _json_id(value: Any, name: str, size: int, *, required: bool) -> str | None:
     return raw.hex()
 
 
-def _json_attributes(items: Any, where: str) -> dict[str, Any]:
+def _json_attributes(items: Any, where: str, depth: int = 0) -> dict[str, Any]:
     if items is None:
         return {}
     if not isinstance(items, list):
@@ -474,38 +511,111 @@ def _json_attributes(items: Any, where: str) -> dict[str, Any]:
     for n, kv in enumerate(items):
         if not isinstance(kv, Mapping) or not isinstance(kv.get("key"), str):
             raise OTLPDecodeError(f"{where}[{n}] must be an object with a string key")
-        out[kv["key"]] = _json_value(kv.get("value"), f"{where}[{n}] ({kv['key']})")
+        key = kv["key"]
+        out[key] = _json_value(kv.get("value"), f"{where}[{n}] ({_cut(key)})", depth)
     return out
 
 
-def _json_value(value: Any, where: str) -> Any:
+_INTEGER_TEXT = re.compile(r"-?[0-9]+")
+
+
+def _json_value(value: Any, where: str, depth: int = 0) -> Any:
     if value is None:
         return None
     if not isinstance(value, Mapping):
         raise OTLPDecodeError(f"{where}: value must be an AnyValue object, got {_type(value)}")
     for key, item in value.items():
         if key in ("stringValue", "string_value"):
+            if not isinstance(item, str):
+                raise OTLPDecodeError(f"{where}: stringValue must be a string, got {_type(item)}")
             return item
         if key in ("boolValue", "bool_value"):
-            return bool(item)
+            if not isinstance(item, bool):
+                raise OTLPDecodeError(f"{where}: boolValue must be true or false, got "
+                                      f"{_type(item)} {_shown(item)}")
+            return item
         if key in ("intValue", "int_value"):
-            try:
-                return int(item)
-            except (TypeError, ValueError):
-                raise OTLPDecodeError(f"{where}: intValue {item!r} is not an integer") from None
+            return _json_int(item, where)
         if key in ("doubleValue", "double_value"):
-            try:
-                return float(item)
-            except (TypeError, ValueError):
-                raise OTLPDecodeError(f"{where}: doubleValue {item!r} is not a number") from None
-        if key in ("arrayValue", "array_value"):
-            values = (item or {}).get("values") or []
-            return [_json_value(v, f"{where}[{n}]") for n, v in enumerate(values)]
-        if key in ("kvlistValue", "kvlist_value"):
-            return _json_attributes((item or {}).get("values"), where)
+            return _json_double(item, where)
+        if key in ("arrayValue", "array_value", "kvlistValue", "kvlist_value"):
+            if depth >= MAX_VALUE_DEPTH:
+                raise OTLPDecodeError(f"{where}: value nested deeper than {MAX_VALUE_DEPTH} "
+                                      "levels")
+            values = _json_values(item, where, key)
+            if key in ("arrayValue", "array_value"):
+                return [_json_value(v, f"{where}[{n}]", depth + 1) for n, v in enumerate(values)]
+            return _json_attributes(values, where, depth + 1)
         if key in ("bytesValue", "bytes_value"):
+            if not isinstance(item, str) or not _is_base64(item):
+                raise OTLPDecodeError(f"{where}: bytesValue must be base64 text, got "
+                                      f"{_type(item)} {_shown(item)}")
             return item
     return None
+
+
+def _json_int(item: Any, where: str) -> int:
+    """An OTLP JSON intValue as ProtoJSON reads one: a number without a fraction or a
+    string of digits; never a boolean, never a number rounded."""
+    if isinstance(item, int) and not isinstance(item, bool):
+        return item
+    if isinstance(item, float) and item.is_integer():
+        return int(item)
+    if isinstance(item, str) and _INTEGER_TEXT.fullmatch(item):
+        try:
+            return int(item)
+        except ValueError:  # more digits than Python converts
+            pass
+    raise OTLPDecodeError(f"{where}: intValue {_shown(item)} is not an integer")
+
+
+def _json_double(item: Any, where: str) -> float:
+    if isinstance(item, (int, float)) and not isinstance(item, bool):
+        try:
+            return float(item)
+        except OverflowError:
+            pass
+    elif isinstance(item, str):
+        try:
+            return float(item)
+        except ValueError:
+            pass
+    raise OTLPDecodeError(f"{where}: doubleValue {_shown(item)} is not a number")
+
+
+def _json_values(item: Any, where: str, key: str) -> list[Any]:
+    if item is None:
+        return []
+    if not isinstance(item, Mapping):
+        raise OTLPDecodeError(f"{where}: {key} must be an object, got {_type(item)}")
+    values = item.get("values")
+    if values is None:
+        return []
+    if not isinstance(values, list):
+        raise OTLPDecodeError(f"{where}: {key}.values must be a list, got {_type(values)}")
+    return values
+
+
+def _is_base64(text: str) -> bool:
+    """Standard or URL-safe base64, as ProtoJSON accepts for bytes."""
+    for altchars in (None, b"-_"):
+        try:
+            base64.b64decode(text, altchars=altchars, validate=True)
+            return True
+        except (binascii.Error, ValueError):
+            continue
+    return False
+
+
+def _shown(value: Any) -> str:
+    """``repr(value)``, cut short: an error message never carries a whole hostile value."""
+    if isinstance(value, (dict, list)):
+        return _type(value)
+    return _cut(repr(value[:61] if isinstance(value, str) else value))
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _get(obj: Mapping[str, Any], camel: str, snake: str) -> Any:
