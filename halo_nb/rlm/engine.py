@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import gc
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 import polars as pl
@@ -40,61 +42,109 @@ def analyze_frame(spans: pl.DataFrame, settings: Settings,
     """Walk every trace in ``spans`` (the span frame), run the detectors, correlate the
     findings across traces, explain the clusters, blame the decisive step of each
     failed trace. ``outcomes`` maps trace ids to what the caller knows ("failed" /
-    "succeeded"; see outcome.py). See halo_nb/rlm/__init__.py."""
+    "succeeded"; see outcome.py). See halo_nb/rlm/__init__.py.
+
+    The per-trace map (map_traces) and the cross-trace reduce (reduce_traces) are the
+    same two steps halo_nb.distributed runs over partitions of a larger corpus."""
     if not isinstance(spans, pl.DataFrame):
         raise TypeError(f"spans: expected a polars DataFrame, got {type(spans).__name__}")
-    # The walk creates a few objects per span and frees none until the end: the cyclic
-    # garbage collector would rescan them again and again (a 2x slowdown at 200k spans).
+    with paused_gc():
+        started = time.perf_counter()
+        prepared = prepare(spans)
+        prepare_s = time.perf_counter() - started
+        partial = map_traces(prepared, settings, outcomes or {}, _corpus_end(prepared))
+        return reduce_traces([partial], settings, {"prepare_s": prepare_s}, started)
+
+
+@contextmanager
+def paused_gc() -> Iterator[None]:
+    """The walk creates a few objects per span and frees none until the end: the cyclic
+    garbage collector would rescan them again and again (a 2x slowdown at 200k spans)."""
     collecting = gc.isenabled()
     gc.disable()
     try:
-        return _analyze(spans, settings, outcomes or {})
+        yield
     finally:
         if collecting:
             gc.enable()
 
 
-def _analyze(spans: pl.DataFrame, settings: Settings, given: Mapping[str, str]
-             ) -> AnalysisResult:
-    timings: dict[str, float] = {}
-    started = time.perf_counter()
+@dataclass
+class TracePartial:
+    """What the per-trace map returns for a set of whole traces; everything keyed by
+    trace id, so partials of any partitioning reduce to the same result."""
+
+    trace_ids: list[str] = field(default_factory=list)
+    outcomes: dict[str, tuple[str, str]] = field(default_factory=dict)  # outcome, source
+    failed: set[str] = field(default_factory=set)  # the failure test behind lift
+    findings: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    blame: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    errors: dict[str, list[str]] = field(default_factory=dict)  # detectors that raised
+    walk_s: float = 0.0
+    blame_s: float = 0.0
+
+
+def map_traces(prepared: pl.DataFrame, settings: Settings, given: Mapping[str, str],
+               corpus_end: int | None) -> TracePartial:
+    """The per-trace map over ``prepared`` (prepare.py; whole traces, with the corpus
+    statistics of the whole corpus): graph, walk, detectors, outcome and blame of each
+    trace. ``corpus_end`` is the latest time in the whole corpus (_corpus_end)."""
     dets = registry.registered()
     span_dets = [d for d in dets if d.scope == "span"]
     trace_dets = [d for d in dets if d.scope == "trace"]
-    errors: list[str] = [f"plugin {e}" for e in registry.load_errors()]
-
-    prepared = prepare(spans)
-    timings["prepare_s"] = time.perf_counter() - started
-    corpus_end = _corpus_end(prepared)
-    findings: list[dict[str, Any]] = []
-    by_trace: dict[str, list[dict[str, Any]]] = {}
-    failed: set[str] = set()
-    trace_ids: list[str] = []
-    outcome_rows: dict[str, tuple[str, str]] = {}
-    blame_rows: list[dict[str, Any]] = []
+    out = TracePartial()
     annotated = annotated_traces(prepared)
-    blame_s = 0.0
     tick = time.perf_counter()
     for trace_id, nodes in _group(prepared):
         trace = TraceView(trace_id, nodes, settings.analysis_depth)
         trace.corpus_end_ns = corpus_end
+        errors: list[str] = []
         rows = walk_trace(trace, span_dets, trace_dets, errors)
-        trace_ids.append(trace_id)
+        out.trace_ids.append(trace_id)
         outcome = trace_outcome(trace, given.get(trace_id), trace_id in annotated)
-        outcome_rows[trace_id] = (outcome.outcome, outcome.source)
+        out.outcomes[trace_id] = (outcome.outcome, outcome.source)
         # What the user says wins; otherwise the engine's broader failure test.
         told = outcome.source in ("user", "annotation", "score")
         if (outcome.outcome == FAILED) if told else _failed(trace):
-            failed.add(trace_id)
+            out.failed.add(trace_id)
         if outcome.outcome == FAILED:
             started_blame = time.perf_counter()
-            blame_rows.extend(blame_trace(trace))
-            blame_s += time.perf_counter() - started_blame
+            out.blame[trace_id] = blame_trace(trace)
+            out.blame_s += time.perf_counter() - started_blame
         if rows:
-            by_trace[trace_id] = rows
-            findings.extend(rows)
-    timings["walk_s"] = time.perf_counter() - tick - blame_s
-    timings["blame_s"] = blame_s
+            out.findings[trace_id] = rows
+        if errors:
+            out.errors[trace_id] = errors
+    out.walk_s = time.perf_counter() - tick - out.blame_s
+    return out
+
+
+def reduce_traces(partials: Iterable[TracePartial], settings: Settings,
+                  timings: dict[str, float], started: float) -> AnalysisResult:
+    """The cross-trace reduce: merge the partials of disjoint sets of whole traces,
+    correlate the findings into clusters (prevalence, lift), write the hypotheses and
+    narratives, and build the AnalysisResult. ``timings`` has the phases so far;
+    ``started`` is when the analysis began (time.perf_counter)."""
+    merged = TracePartial()
+    for part in partials:
+        merged.trace_ids.extend(part.trace_ids)
+        merged.outcomes.update(part.outcomes)
+        merged.failed |= part.failed
+        merged.findings.update(part.findings)
+        merged.blame.update(part.blame)
+        merged.errors.update(part.errors)
+        merged.walk_s += part.walk_s
+        merged.blame_s += part.blame_s
+    trace_ids = sorted(merged.trace_ids)
+    by_trace = merged.findings
+    registry.registered()  # loads the plugins, so their load errors are known
+    errors = [f"plugin {e}" for e in registry.load_errors()]
+    errors += [e for t in trace_ids for e in merged.errors.get(t, ())]
+    findings = [f for t in trace_ids for f in by_trace.get(t, ())]
+    blame_rows = [b for t in trace_ids for b in merged.blame.get(t, ())]
+    timings["walk_s"] = merged.walk_s
+    timings["blame_s"] = merged.blame_s
+    failed = merged.failed
 
     tick = time.perf_counter()
     n = len(trace_ids)
@@ -113,7 +163,7 @@ def _analyze(spans: pl.DataFrame, settings: Settings, given: Mapping[str, str]
 
     findings.sort(key=lambda f: (f["trace_id"], f["start_ns"], f["span_id"], f["detector"]))
     assignments = [{"trace_id": t, "cluster_id": primary.get(t), "failed": t in failed,
-                    "outcome": outcome_rows[t][0], "outcome_source": outcome_rows[t][1]}
+                    "outcome": merged.outcomes[t][0], "outcome_source": merged.outcomes[t][1]}
                    for t in trace_ids]
     result = AnalysisResult(
         findings=frame(findings, FINDINGS_SCHEMA),
