@@ -144,6 +144,16 @@ def test_context_growth_without_content():
 def test_mild_growth_of_a_normal_react_loop_is_fine():
     calls = [llm(f"step {i}", tokens_in=t) for i, t in enumerate((600, 800, 1000, 1200))]
     assert found(analyze(build(agent(*calls))), "context_growth") == []
+    # history growth of small numbers is not context growth, whatever the ratio
+    calls = [llm(f"step {i}", tokens_in=t) for i, t in enumerate((31, 107, 173, 249))]
+    assert found(analyze(build(agent(*calls))), "context_growth") == []
+
+
+def test_growth_to_half_the_context_window_is_reported():
+    calls = [llm(f"step {i}", tokens_in=t) for i, t in enumerate((40_000, 52_000, 66_000))]
+    hits = found(analyze(build(agent(*calls))), "context_growth")
+    assert [h["span_id"] for h in hits] == [calls[-1].span_id]
+    assert hits[0]["evidence"]["context_window"] == 128_000
 
 
 @pytest.mark.parametrize("convention", CONVENTIONS)
@@ -255,6 +265,23 @@ def test_failure_words_in_attributes():
         "success_false": "attribute job.success"}
 
 
+def test_failure_words_not_in_keys_parameters_or_prose():
+    builder = SpanFrameBuilder()
+    builder.add(trace_id="ce" * 16, span_id="2" * 16, parent_span_id=None, name="chat",
+                start_ns=10**18, end_ns=10**18 + 10**9, status_code=1,
+                attributes={"gen_ai.operation.name": "chat",
+                            "model_request_parameters": json.dumps({"timeout": None}),
+                            "gen_ai.output.messages": "[]",
+                            "output.value": "The walk slightly exceeds five minutes.",
+                            "tool.result": json.dumps({"timeout": 30, "ok": True})})
+    assert found(analyze(builder.build()), "failure_words") == []
+
+
+def test_repeated_none_output_is_not_repetition():
+    result = analyze(build(agent(llm("None"), tool(), llm("None"), llm("done"))))
+    assert found(result, "repeated_output") == []
+
+
 def test_orphans_cycles_and_clock_skew_are_flagged_not_fatal():
     orphan_parent = agent(llm("a"), tool(), name="sub_agent")
     root = agent(llm("plan"), orphan_parent)
@@ -290,15 +317,27 @@ def test_layers_below_analysis_depth_are_summarised():
     assert "summarised_under_span_id" in capped["evidence"]
 
 
-def test_loop_below_the_depth_limit_is_judged_on_the_whole_subtree():
-    rounds = []
-    for i in range(6):
-        rounds.append(agent(llm(f"CALL {i}"), tool({"query": f"t{i}"}), name="iteration",
-                            kind="chain"))
+def test_loop_through_per_step_wrappers_is_found_at_any_depth():
+    # openai-agents opens a "turn" span per step: the six turns are one agent's loop
+    rounds = [agent(llm(f"CALL {i}"), tool({"query": "weather Paris"}), name="turn",
+                    kind="chain") for i in range(6)]
     root = agent(agent(*rounds, name="worker", kind="chain"), name="boss")
-    hits = found(analyze(build(root), analysis_depth=1), "agent_loop")
-    assert [h["span_id"] for h in hits] == [root.children[0].span_id]
-    assert found(analyze(build(root), analysis_depth=3), "agent_loop") == []
+    for depth in (1, 3):
+        hits = found(analyze(build(root), analysis_depth=depth), "agent_loop")
+        assert [h["span_id"] for h in hits] == [root.children[0].span_id]
+        assert hits[0]["severity"] == "high" and hits[0]["evidence"]["distinct_args"] == 1
+
+
+def test_fan_out_over_different_arguments_is_not_a_loop():
+    cities = ("Rome", "Berlin", "Madrid", "Vienna", "Prague", "Lisbon")
+    root = react(*[(llm(f"CALL {c}"), tool({"city": c})) for c in cities])
+    assert found(analyze(build(root)), "agent_loop") == []
+
+
+def test_loop_with_slightly_varied_arguments_is_medium():
+    root = react(*[(llm(f"CALL {i}"), tool({"query": f"volcanic soil angle {i}"}))
+                   for i in range(6)])
+    assert [h["severity"] for h in found(analyze(build(root)), "agent_loop")] == ["medium"]
 
 
 @pytest.mark.parametrize("convention", CONVENTIONS)

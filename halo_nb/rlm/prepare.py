@@ -183,8 +183,9 @@ _TOOL_USAGE_SCHEMA = {"tool_name": pl.String, "empty": pl.Boolean, "repeated": p
 
 def tool_usage(frame: pl.DataFrame) -> pl.DataFrame:
     """Per tool name over whole traces: whether every call came back empty without error,
-    whether any was repeated with the same arguments in its trace, and in how many traces
-    it ran; partitions of whole traces merge with empty_by_design_tools."""
+    whether any was repeated with the same arguments in its trace, and in how many of
+    its traces the run succeeded otherwise (no span failed, another tool returned data);
+    partitions of whole traces merge with empty_by_design_tools."""
     tools = frame.filter((pl.col("kind") == "tool") & pl.col("tool_name").is_not_null())
     if tools.is_empty():
         return pl.DataFrame(schema=_TOOL_USAGE_SCHEMA)
@@ -195,11 +196,21 @@ def tool_usage(frame: pl.DataFrame) -> pl.DataFrame:
                                                              return_dtype=pl.Boolean)))
     repeats = (pl.len().over("trace_id", "tool_name", "tool_args") > 1) & pl.col(
         "tool_args").is_not_null()
-    return (tools.with_columns((empty & ~pl.col("failed")).alias("empty"),
+    tools = tools.with_columns((empty & ~pl.col("failed")).alias("empty"),
                                repeats.alias("repeated"))
-            .group_by("tool_name")
-            .agg(pl.col("empty").all(), pl.col("repeated").any(),
-                 pl.col("trace_id").n_unique().cast(pl.UInt32).alias("traces")))
+    # traces that succeeded otherwise: no span failed and another tool returned data
+    failed_traces = frame.filter(pl.col("failed"))["trace_id"].unique().implode()
+    with_data = (tools.filter(~pl.col("empty") & ~pl.col("failed"))
+                 .select("trace_id", pl.col("tool_name").alias("data_tool")).unique())
+    succeeded = (tools.select("trace_id", "tool_name").unique()
+                 .join(with_data, on="trace_id")
+                 .filter((pl.col("data_tool") != pl.col("tool_name"))
+                         & ~pl.col("trace_id").is_in(failed_traces))
+                 .group_by("tool_name")
+                 .agg(pl.col("trace_id").n_unique().cast(pl.UInt32).alias("traces")))
+    return (tools.group_by("tool_name").agg(pl.col("empty").all(), pl.col("repeated").any())
+            .join(succeeded, on="tool_name", how="left")
+            .with_columns(pl.col("traces").fill_null(0)))
 
 
 def empty_by_design_tools(usages: Sequence[pl.DataFrame]) -> list[str]:

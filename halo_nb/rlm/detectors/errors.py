@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..graph import SpanNode
+from ..graph import SpanNode, TraceView
 from ..registry import Hit, detector
 from ..walk import NodeContext
 
@@ -10,7 +10,9 @@ from ..walk import NodeContext
 @detector("error_status", severity="high", scope="span", requires="failed")
 def error_status(span: SpanNode, ctx: NodeContext) -> Hit | None:
     """A span ended with ERROR status or recorded an exception event, reported where the
-    failure started: a parent whose only trouble is a failed child is not reported again."""
+    failure started: a parent whose only trouble is a failed child is not reported again.
+    High when the run did not recover; low when it did (recovered()): the agent was told
+    and went on to a successful answer."""
     if not span.failed or ctx.subtree_errors:
         return None
     exc_type = exc_message = None
@@ -23,4 +25,24 @@ def error_status(span: SpanNode, ctx: NodeContext) -> Hit | None:
     key = str(exc_type) if exc_type else str(message)[:60]
     evidence = {"kind": span.kind, "status": span.status, "status_message": span.status_message,
                 "exception_type": exc_type, "tool": span.tool_name}
-    return Hit(span.span_id, f"{span.kind} span failed: {str(message)[:120]}", evidence, key=key)
+    evidence["recovered"] = recovered(ctx.trace, span)
+    return Hit(span.span_id, f"{span.kind} span failed: {str(message)[:120]}", evidence, key=key,
+               severity="low" if evidence["recovered"] else None)
+
+
+def recovered(trace: TraceView, span: SpanNode) -> bool:
+    """Whether the run got past this failure: the trace's root is another span, ended
+    without error and answered (when it records its question), no ancestor of the
+    failed span failed, and an LLM call started after the failure ended (the agent saw
+    it and went on)."""
+    root = trace.root
+    if root is None or root is span or not root.ended or root.failed or span.end_ns is None:
+        return False
+    if root.input is not None and not (root.output or "").strip():
+        return False  # the root records its question but gave no answer
+    parent = trace.parent(span)
+    while parent is not None:
+        if parent.failed:
+            return False
+        parent = trace.parent(parent)
+    return any(llm.start_ns >= span.end_ns for llm in trace.llms)

@@ -19,8 +19,8 @@ LOOP_SIMILAR_ARGS = 0.8
           kinds=("agent", "chain", "guardrail", "evaluator", "unknown"))
 def agent_loop(span: SpanNode, ctx: NodeContext) -> Hit | None:
     """One agent loop (common.loop_of: however its framework nests steps) calls one tool
-    LOOP_MIN_CALLS (5) times or more, each call asking about the same as another
-    (argument values at least LOOP_SIMILAR_ARGS similar): the agent cycles LLM -> tool without
+    LOOP_MIN_CALLS (5) times or more, at least half of the calls (and three) asking
+    about the same as another (argument values at least LOOP_SIMILAR_ARGS similar): the agent cycles LLM -> tool without
     converging. Reported on the lowest span holding all those calls. High when the
     arguments repeat exactly; medium when they vary a little ("angle 2", "angle 3") or
     are not captured. Calls whose arguments differ (six cities, six documents) are
@@ -68,7 +68,7 @@ def _loop_severity(calls: list[SpanNode]) -> str | None:
     similar = sum(1 for i, a in enumerate(calls)
                   if any((values_similarity(a.tool_args, b.tool_args) or 0) >= LOOP_SIMILAR_ARGS
                          for j, b in enumerate(calls) if j != i))
-    if similar < LOOP_MIN_CALLS:
+    if similar < max(3, len(calls) / 2):
         return None
     repeated = max(texts.count(t) for t in set(texts))
     return "high" if repeated >= LOOP_MIN_CALLS else "medium"

@@ -1,0 +1,91 @@
+"""The engine on real instrumentation libraries' spans (tests/fixtures/frameworks/,
+recorded by scripts/record_frameworks.py from seven libraries run against a local mock
+model): healthy runs give no finding of medium or above and no cluster; every injected
+fault is caught by the right detector in every faulty run; the frame's columns are
+filled for every library."""
+
+from __future__ import annotations
+
+import json
+
+import polars as pl
+import pytest
+
+from halo_nb.rlm import analyze_frame
+from halo_nb.rlm.prepare import prepare
+from tests.frameworks.evaluate import FIXTURES, SETTINGS, evaluate, libraries, load
+from tests.frameworks.scenarios import EXPECTED, HEALTHY, SCRIPTS
+
+LIBRARIES = libraries()
+
+
+def test_corpus_has_every_library_and_scenario():
+    assert len(LIBRARIES) >= 7
+    notes = json.loads((FIXTURES / "versions.json").read_text())
+    for library in LIBRARIES:
+        assert sorted(p.stem for p in (FIXTURES / library).glob("*.json")) == sorted(SCRIPTS)
+        assert notes[library]["packages"], library
+
+
+@pytest.mark.parametrize("library", LIBRARIES)
+def test_healthy_runs_raise_nothing_and_faults_are_caught(library):
+    report = evaluate(library)
+    assert report.healthy_traces == 5 * len(HEALTHY)
+    assert report.healthy_findings == [] and report.healthy_clusters == 0
+    assert report.missed == {}
+    assert all(runs == 5 and hit == runs for runs, hit in report.caught.values())
+    assert set(report.caught) == set(EXPECTED)
+
+
+@pytest.mark.parametrize("library", LIBRARIES)
+def test_frame_columns_filled(library):
+    frame = prepare(load(library)["healthy_4call"])
+    for trace_id in frame["trace_id"].unique():
+        trace = frame.filter(pl.col("trace_id") == trace_id)
+        tools = trace.filter(pl.col("kind") == "tool").sort("start_ns")
+        assert tools["tool_name"].to_list() == ["get_weather", "search_docs", "think"]
+        weather, search = tools.row(0, named=True), tools.row(1, named=True)
+        city = weather["tool_result"].strip('"').split(":")[0]  # Paris: light rain, 14 C
+        assert city in weather["tool_args"] and f"museum {city}" in search["tool_args"]
+        assert json.loads(search["tool_result"]) == [
+            f"{city} museum: open 9:00-18:00, free on Sundays"]
+        llms = trace.filter(pl.col("kind") == "llm")
+        assert llms.height == 4
+        assert llms["model"].str.starts_with("gpt-4o-mini").all()
+        assert (llms["tokens_in"] > 0).all() and llms["output"].is_not_null().all()
+
+
+def test_langgraph_tool_message_and_bare_argument_are_unwrapped():
+    frame = prepare(load("langgraph")["empty_retries"])
+    tools = frame.filter(pl.col("kind") == "tool")
+    assert set(tools["tool_args"]) == {f"flux museum {c}" for c in
+                                       ("Paris", "Tokyo", "Lima", "Oslo", "Cairo")}
+    assert set(tools["tool_result"]) == {"[]"}
+
+
+def test_traceloop_kwargs_are_the_tool_arguments():
+    frame = prepare(load("traceloop")["healthy_4call"])
+    args = frame.filter(pl.col("tool_name") == "get_weather")["tool_args"]
+    assert all(set(json.loads(a)) == {"city"} for a in args)
+
+
+def test_scratchpad_tool_is_learned_as_empty_by_design():
+    frame = prepare(pl.concat([load("openai_agents")[s] for s in HEALTHY],
+                              how="vertical_relaxed"))
+    by_design = frame.filter(pl.col("empty_by_design"))["tool_name"].unique().to_list()
+    assert by_design == ["think"]
+
+
+def test_millisecond_start_times_keep_tool_before_next_llm_call():
+    frame = prepare(load("node_openinference")["empty_retries"])
+    for trace_id in frame["trace_id"].unique():
+        kinds = frame.filter((pl.col("trace_id") == trace_id)
+                             & pl.col("kind").is_in(["llm", "tool"]))["kind"].to_list()
+        assert kinds == ["llm", "tool"] * 3 + ["llm"]
+
+
+def test_recovered_tool_error_is_low_and_crashed_run_high():
+    recovered = analyze_frame(load("openai_agents")["tool_raises"], SETTINGS).findings
+    crashed = analyze_frame(load("pydantic_ai")["tool_raises"], SETTINGS).findings
+    assert set(recovered.filter(pl.col("detector") == "error_status")["severity"]) == {"low"}
+    assert set(crashed.filter(pl.col("detector") == "error_status")["severity"]) == {"high"}
