@@ -12,6 +12,7 @@ import polars as pl
 import pytest
 
 from halo_nb.rlm import analyze_frame
+from halo_nb.rlm.model import checked_narrative
 from halo_nb.rlm.prepare import prepare
 from tests.frameworks.evaluate import FIXTURES, SETTINGS, evaluate, libraries, load
 from tests.frameworks.scenarios import EXPECTED, HEALTHY, SCRIPTS
@@ -89,3 +90,42 @@ def test_recovered_tool_error_is_low_and_crashed_run_high():
     crashed = analyze_frame(load("pydantic_ai")["tool_raises"], SETTINGS).findings
     assert set(recovered.filter(pl.col("detector") == "error_status")["severity"]) == {"low"}
     assert set(crashed.filter(pl.col("detector") == "error_status")["severity"]) == {"high"}
+
+
+@pytest.mark.parametrize("library", ["pydantic_ai", "langgraph"])
+def test_fix_names_the_failure_not_the_detector(library):
+    frames = load(library)
+    corpus = pl.concat([frames[s] for s in (*HEALTHY, "tool_raises")], how="vertical_relaxed")
+    result = analyze_frame(corpus, SETTINGS)
+    (fix,) = result.hypotheses["suggested_fix"].to_list()
+    assert "read_file is refused access (PermissionError" in fix
+    assert "retrying cannot help" in fix and "backoff" not in fix
+
+
+def test_fix_for_a_made_up_tool_lists_the_offered_tools():
+    frames = load("openinference_openai")
+    corpus = pl.concat([frames[s] for s in (*HEALTHY, "made_up_tool")], how="vertical_relaxed")
+    (fix,) = analyze_frame(corpus, SETTINGS).hypotheses["suggested_fix"].to_list()
+    assert "book_flight" in fix and "get_weather, read_file, search_docs, think" in fix
+
+
+CLUSTER = {"trace_count": 5, "span_path": "travel_agent/tool:read_file"}
+
+
+@pytest.mark.parametrize("text", [
+    # the degenerate narrative from issue 16: repeated, self-contradicting, names nothing
+    "The function is designed to handle permission errors, but it does not handle "
+    "permission errors. The function is designed to handle permission errors, but it "
+    "does not handle permission errors.",
+    "read_file is designed to handle permission errors, but it does not handle "
+    "permission errors.",
+    "In 3 of 20 runs read_file is refused access.",  # the cluster has 5 of 20
+    "The tool keeps failing; grant it access.",  # names neither tool nor span
+])
+def test_narratives_that_fail_the_checks_are_dropped(text):
+    assert checked_narrative(text, CLUSTER, 20) is None
+
+
+def test_a_sound_narrative_is_kept():
+    text = "In 5 of 20 runs read_file is refused access. Grant it access or stop asking."
+    assert checked_narrative(text, CLUSTER, 20) == text

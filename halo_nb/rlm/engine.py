@@ -18,7 +18,13 @@ from .blame import blame_trace
 from .correlate import cluster_row, cluster_traces, headline
 from .graph import SPAN_FIELDS, ColumnSource, SpanNode, TraceView
 from .hypotheses import hypothesis_row
-from .model import SYSTEM_PROMPT, clean_text, load_backend, narrative_prompt
+from .model import (
+    SYSTEM_PROMPT,
+    checked_narrative,
+    clean_text,
+    load_backend,
+    narrative_prompt,
+)
 from .outcome import FAILED, annotated_traces, trace_outcome
 from .prepare import prepare
 from .result import (
@@ -52,7 +58,7 @@ def analyze_frame(spans: pl.DataFrame, settings: Settings,
         started = time.perf_counter()
         prepared = prepare(spans)
         prepare_s = time.perf_counter() - started
-        partial = map_traces(prepared, settings, outcomes or {}, _corpus_end(prepared))
+        partial = map_traces(prepared, settings, outcomes or {}, latest_time(prepared))
         return reduce_traces([partial], settings, {"prepare_s": prepare_s}, started)
 
 
@@ -88,7 +94,7 @@ def map_traces(prepared: pl.DataFrame, settings: Settings, given: Mapping[str, s
                corpus_end: int | None) -> TracePartial:
     """The per-trace map over ``prepared`` (prepare.py; whole traces, with the corpus
     statistics of the whole corpus): graph, walk, detectors, outcome and blame of each
-    trace. ``corpus_end`` is the latest time in the whole corpus (_corpus_end)."""
+    trace. ``corpus_end`` is the latest time in the whole corpus (latest_time)."""
     dets = registry.registered()
     span_dets = [d for d in dets if d.scope == "span"]
     trace_dets = [d for d in dets if d.scope == "trace"]
@@ -208,7 +214,7 @@ def trace_views(spans: pl.DataFrame, settings: Settings) -> Iterator[TraceView]:
     """Each trace of the span frame as the walk sees it (for scripts that fit or probe
     the engine's parts)."""
     prepared = prepare(spans)
-    end = _corpus_end(prepared)
+    end = latest_time(prepared)
     for trace_id, nodes in _group(prepared):
         trace = TraceView(trace_id, nodes, settings.analysis_depth)
         trace.corpus_end_ns = end
@@ -231,7 +237,8 @@ def _group(prepared: pl.DataFrame) -> Iterator[tuple[str, list[SpanNode]]]:
         yield current, nodes
 
 
-def _corpus_end(prepared: pl.DataFrame) -> int | None:
+def latest_time(prepared: pl.DataFrame) -> int | None:
+    """The latest start or end time in the frame (the corpus end ``never_ended`` reads)."""
     if prepared.is_empty():
         return None
     value = prepared.select(pl.max_horizontal(pl.col("start_ns").max(),
@@ -264,7 +271,7 @@ def _narrate(settings: Settings, clusters: list[dict[str, Any]],
         backend = load_backend(settings.model, settings.model_seed)
         for cluster, hyp in list(zip(clusters, hypotheses, strict=True))[:MAX_NARRATIVES]:
             text = backend.complete(SYSTEM_PROMPT, narrative_prompt(cluster, hyp, analysed))
-            hyp["narrative"] = clean_text(text)
+            hyp["narrative"] = checked_narrative(clean_text(text), cluster, analysed)
     except ModelUnavailable as exc:
         for hyp in hypotheses:
             hyp["narrative"] = None

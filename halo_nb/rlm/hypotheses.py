@@ -16,6 +16,7 @@ Confidence (0..1) comes from the statistics, not the model::
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,8 +76,9 @@ RULES: tuple[Rule, ...] = (
          "hallucinated tool",
          "The model calls {key}, a tool it was never offered: tool names in the prompt or "
          "examples are stale or ambiguous.",
-         "Align the system prompt and examples with the declared tools; reject undeclared "
-         "tool calls with an error listing the valid ones, or use constrained tool calling."),
+         "Remove mentions of {key} from the prompt and examples (the model was offered "
+         "{declared}); reject undeclared tool calls with an error listing the valid ones, or "
+         "use constrained tool calling."),
     Rule("tool_schema_violation", ("tool_schema_violation",),
          "tool arguments break the schema",
          "The model produces {tool} arguments that break its declared schema ({key}): the "
@@ -93,8 +95,9 @@ RULES: tuple[Rule, ...] = (
     Rule("error_status", ("error_status",),
          "calls fail",
          "{path} fails with {key}: the call is not guarded against this failure.",
-         "Handle {key} where {path} is called: validate inputs, retry transient failures "
-         "with backoff, and return a structured error the agent can act on."),
+         "Handle {exception} where {path} is called: find why {tool} raises it in these runs "
+         "and return it to the agent as a message it can act on (what failed, what to "
+         "change)."),
     Rule("failure_words", ("failure_words",),
          "failures hidden behind OK status",
          "{path} reports a failure ({key}) in its payload while its status says OK, so the "
@@ -168,7 +171,63 @@ def _facts(cluster: dict[str, Any], head: dict[str, Any]) -> dict[str, str]:
         (part[5:] for part in reversed(path.split("/")) if part.startswith("tool:")), "the tool")
     parts = head["signature"].split("|")
     key = parts[2] if len(parts) > 2 else head["detector"]
-    return {"tool": str(tool), "path": path, "key": key, "detector": head["detector"]}
+    message = evidence.get("status_message") or ""
+    return {"tool": str(tool), "path": path, "key": key, "detector": head["detector"],
+            "exception": str(evidence.get("exception_type") or key),
+            "message": " ".join(str(message).split())[:160],
+            "declared": ", ".join(evidence.get("declared_tools") or []) or "the declared tools"}
+
+
+# Fixes for a failure's kind, matched in order on the exception type and status message
+# of the headline finding (error_status, retry_loop after errors) or on the failure word
+# (failure_words): the same detector gets the fix its failure needs.
+_ERROR_FIXES: tuple[tuple[str, str], ...] = (
+    (r"permission|forbidden|unauthori[sz]ed|access denied|eacces|\b40[13]\b",
+     "{tool} is refused access ({exception}: {message}); retrying cannot help. Grant the "
+     "access it needs, or check what the agent asks for before the call (allowed paths, "
+     "scopes) and tell the agent the request is not allowed so it stops asking."),
+    (r"timeout|timed out|deadline",
+     "Give {tool} a timeout that fits the work and one bounded retry with backoff; on a "
+     "second timeout return a clear 'unavailable' message the agent can answer with."),
+    (r"rate.?limit|too many requests|\b429\b|quota",
+     "Back off on {tool}'s rate limit (honour Retry-After, add jitter), cap concurrent "
+     "calls, and cache repeated requests."),
+    (r"not ?found|no such|filenotfound|keyerror|\b404\b|enoent",
+     "{tool} is asked for something that does not exist ({message}): validate the "
+     "arguments before the call and return the miss to the agent as a result it can act "
+     "on, not an exception."),
+    (r"valid|schema|typeerror|valueerror|json|parse|argument",
+     "Validate {tool}'s arguments against its schema before running it and return the "
+     "validation error ({exception}) to the model so it can correct the call."),
+    (r"connection|unreachable|refused|reset|dns|network|\b50[234]\b",
+     "Retry {tool}'s transient connection failures with backoff and a cap, and fall back "
+     "or answer without it when the service stays down."),
+)
+_WORD_FIXES = {
+    "rate_limit": "Map {tool}'s rate-limit payloads to an error status and back off "
+                  "(Retry-After, jitter) instead of passing them on as data.",
+    "quota": "Map {tool}'s quota payloads to an error status, stop calling it when the quota "
+             "is spent and tell the user, instead of passing the payload on as data.",
+    "timeout": "Turn {tool}'s timeout payloads into an error status and retry once with "
+               "backoff, instead of passing them on as data.",
+    "max_turns": "The run stops at its turn limit without an answer: raise the limit only "
+                 "if runs converge, otherwise stop loops earlier and answer with what is known.",
+    "success_false": "Check the success flag in {tool}'s payload and raise (or return a "
+                     "clear error message) when it is false, instead of passing it on as data.",
+}
+
+
+def specific_fix(rule: Rule, facts: dict[str, str]) -> str:
+    """The rule's fix, made specific to the failure where its kind is known: the
+    exception type and status message of an error, the failure word of a payload."""
+    if rule.name in ("error_status", "retry_after_error"):
+        text = f"{facts['exception']} {facts['message']}".lower()
+        for pattern, fix in _ERROR_FIXES:
+            if re.search(pattern, text):
+                return fix.format_map(_Blank(facts))
+    if rule.name == "failure_words" and facts["key"] in _WORD_FIXES:
+        return _WORD_FIXES[facts["key"]].format_map(_Blank(facts))
+    return rule.fix.format_map(_Blank(facts))
 
 
 class _Blank(dict):
@@ -188,7 +247,7 @@ def hypothesis_row(cluster: dict[str, Any], head: dict[str, Any],
         "cluster_id": cluster["cluster_id"],
         "title": rule.title.format_map(facts),
         "hypothesis": rule.hypothesis.format_map(facts),
-        "suggested_fix": rule.fix.format_map(facts),
+        "suggested_fix": specific_fix(rule, facts),
         "confidence": confidence(match, cluster["trace_count"], cluster["lift"]),
         "rule": rule.name,
         "narrative": None,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 import urllib.error
 import urllib.request
@@ -144,3 +145,59 @@ def clean_text(text: str, limit: int = 600) -> str | None:
     if text and text[-1] not in ".!?" and any(p in text for p in ".!?"):
         text = text[:max(text.rfind(p) for p in ".!?") + 1]
     return text or None
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+_WORD = re.compile(r"[a-z0-9_]+")
+_NEGATED = re.compile(r"\b(?:does|do|did|is|are|was|were|can|could|will|would)\s*(?:not|n't)\s+"
+                      r"((?:[a-z_]+\s+){1,4}[a-z_]+)")
+_RUNS_OF = re.compile(r"\b(\d+)\s+(?:of|out of)\s+(\d+)\b")
+REPEATED_WORDS = 6  # a run of this many words said twice is a model going round in circles
+
+
+def checked_narrative(text: str | None, cluster: dict[str, Any], analysed: int) -> str | None:
+    """The model's narrative if it passes the checks, else None (the rule's hypothesis
+    and fix then stand alone): it repeats nothing (no sentence and no run of
+    REPEATED_WORDS words twice), contradicts neither itself ("handles X, but does not
+    handle X") nor the cluster's counts ("3 of 16 runs"), and names the tool or span the
+    cluster is about (a name from its span path)."""
+    if not text:
+        return None
+    lower = text.lower()
+    sentences = [" ".join(_WORD.findall(s)) for s in _SENTENCE_END.split(lower)]
+    if len(set(sentences)) < len(sentences):
+        return None
+    words = _WORD.findall(lower)
+    runs = [tuple(words[i:i + REPEATED_WORDS]) for i in range(len(words) - REPEATED_WORDS + 1)]
+    if len(set(runs)) < len(runs):
+        return None
+    for match in _NEGATED.finditer(lower):
+        if _affirms(lower[:match.start()] + lower[match.end():], match.group(1)):
+            return None
+    for count, total in _RUNS_OF.findall(lower):
+        if (int(count), int(total)) != (cluster["trace_count"], analysed):
+            return None
+    names = _subject_names(cluster["span_path"])
+    if names and not any(name in lower for name in names):
+        return None
+    return text
+
+
+def _affirms(text: str, phrase: str) -> bool:
+    """Whether ``text`` states ``phrase`` (its verb in any simple form) without a negation."""
+    verb, *rest = phrase.split()
+    stem = verb[:-1] if verb.endswith("e") else verb
+    tail = r"\s+".join(re.escape(w) for w in rest)
+    pattern = rf"(?<!not )\b{re.escape(stem)}[a-z]*\b" + (rf"\s+{tail}" if tail else "")
+    return re.search(pattern, text) is not None
+
+
+def _subject_names(path: str) -> list[str]:
+    """Tool and span names in a finding's span path ("agent/tool:web_search" ->
+    web_search, agent), masks and wildcards left out."""
+    names = []
+    for part in reversed(path.replace("/**", "").split("/")):
+        name = part.split(":", 1)[-1].strip().lower()
+        if len(name) >= 3 and "#" not in name:
+            names.append(name)
+    return names

@@ -20,11 +20,11 @@ LOOP_SIMILAR_ARGS = 0.8
 def agent_loop(span: SpanNode, ctx: NodeContext) -> Hit | None:
     """One agent loop (common.loop_of: however its framework nests steps) calls one tool
     LOOP_MIN_CALLS (5) times or more, at least half of the calls (and three) asking
-    about the same as another (argument values at least LOOP_SIMILAR_ARGS similar): the agent cycles LLM -> tool without
-    converging. Reported on the lowest span holding all those calls. High when the
-    arguments repeat exactly; medium when they vary a little ("angle 2", "angle 3") or
-    are not captured. Calls whose arguments differ (six cities, six documents) are
-    ordinary fan-out work and are not reported."""
+    about the same as another (argument values at least LOOP_SIMILAR_ARGS similar): the
+    agent cycles LLM -> tool without converging. Reported on the lowest span holding all
+    those calls. High when the arguments repeat exactly; medium when they vary a little
+    ("angle 2", "angle 3") or are not captured. Calls whose arguments differ (six
+    cities, six documents) are ordinary fan-out work and are not reported."""
     loop = _loops(ctx.trace).get(span.span_id)
     if loop is None:
         return None
