@@ -9,7 +9,10 @@ Measures, for a 100,000-trace list and a 10,000-span waterfall:
   and as a fast fling (600 px per frame): the interval between animation frames (16.7 ms is
   a full 60 Hz frame) and the renderer's main-thread work per frame (script, style, layout;
   from the DevTools protocol's Performance metrics);
-- sort (trace list): a header click to the re-sorted rows painted.
+- sort (trace list): a header click to the re-sorted rows painted;
+- search: typing in find-in-trace (10,000 spans: names, tools, arguments, input, output,
+  attributes, searched in the kernel) or in the trace list's search (span content of every
+  trace; includes the list's 120 ms typing pause) to the results painted.
 
 Run from the repository root:  python benchmarks/widgets.py [--traces N] [--spans N] [--repeat N]
 """
@@ -69,6 +72,37 @@ SORT = """(key) => new Promise((resolve) => {
   header.click();
   requestAnimationFrame(() => requestAnimationFrame(() => resolve(performance.now() - start)));
 })"""
+
+
+FIND = """([selector, counter, text]) => new Promise((resolve) => {
+  const inputs = document.querySelectorAll(selector);
+  const input = inputs[inputs.length - 1];
+  const counters = document.querySelectorAll(counter);
+  const shown = counters[counters.length - 1];
+  const start = performance.now();
+  let first = 0;
+  const done = () => {
+    first ||= performance.now() - start;
+    if (shown.textContent.includes("searching")) return;
+    observer.disconnect();
+    requestAnimationFrame(() => requestAnimationFrame(() =>
+      resolve({ first, ms: performance.now() - start, shown: shown.textContent })));
+  };
+  const observer = new MutationObserver(done);
+  observer.observe(shown, { childList: true, characterData: true, subtree: true,
+    attributes: true });
+  input.value = text;
+  input.dispatchEvent(new Event("input", { bubbles: true }));
+})"""
+
+
+def search(page: object, selector: str, counter: str, texts: tuple[str, ...]) -> str:
+    """Type each text into the newest ``selector`` input; time until ``counter`` first
+    changes (what the browser matched itself) and until it shows the kernel's answer
+    (the views say "searching…" until then)."""
+    runs = [page.evaluate(FIND, [selector, counter, text]) for text in texts]
+    return " / ".join(f"{text!r} first {r['first']:.0f} ms, all {r['ms']:.0f} ms "
+                      f"({r['shown'].strip()})" for text, r in zip(texts, runs, strict=True))
 
 
 def stats(values: list[float]) -> str:
@@ -143,8 +177,12 @@ def main() -> None:
         lists = [display(page, notebook, "halo_nb.traces()") for _ in range(args.repeat)]
         list_scroll = [scroll(page, ".halo-traces-body", step) for step in (120, 600)]
         sorts = [page.evaluate(SORT, key) for key in ("duration_ms", "name", "tokens_total")]
+        list_search = search(page, ".halo-tracelist input.halo-input", ".halo-count",
+                             ("agent-7", "question 4242", "no-such-text"))
         falls = [display(page, notebook, "halo_nb.waterfall(wide)") for _ in range(args.repeat)]
         fall_scroll = [scroll(page, ".halo-wf-body", step) for step in (120, 600)]
+        find = search(page, "input.halo-find", ".halo-find-count",
+                      ("llm-7", "tool", "retriever-3", "no-such-text"))
         browser.close()
 
     def median(runs: list[dict], key: str) -> str:
@@ -162,10 +200,12 @@ def main() -> None:
         print(f"  scroll {line}")
     print("  sort by duration / name / tokens: "
           + " / ".join(f"{s:.0f} ms" for s in sorts))
+    print(f"  search (span content of every trace): {list_search}")
     print(f"waterfall ({args.spans:,} spans): run → first paint {median(falls, 'run_to_paint')}, "
           f"mount → first paint {median(falls, 'mount_to_paint')}")
     for line in fall_scroll:
         print(f"  scroll {line}")
+    print(f"  find in trace ({args.spans:,} spans): {find}")
 
 
 if __name__ == "__main__":

@@ -19,6 +19,8 @@ interface Spans {
   end: Float64Array;
   status: string[];
   annotated: Float64Array;
+  tool: (string | null)[];
+  model: (string | null)[];
   /** Worst severity of the analysis' findings on the span, or null. */
   finding: (string | null)[];
 }
@@ -188,7 +190,7 @@ export class Waterfall {
     const n = frame.length;
     this.spans = {
       length: n, id: c.span_id, parent: c.parent_span_id, name: c.name, kind: c.kind,
-      start: c.start, end: c.end, status: c.status, annotated: c.annotated,
+      start: c.start, end: c.end, status: c.status, annotated: c.annotated, tool: c.tool_name, model: c.model,
       finding: c.finding ?? new Array(n).fill(null),
     };
     this.highlight = new Set(content.highlight ?? []);
@@ -533,6 +535,16 @@ export class Waterfall {
       this.rows.refresh();
       return;
     }
+    // What the rows already hold (names, kinds, tools, models, ids) matches at once; the
+    // kernel adds matches in content (arguments, input, output, attributes) when it answers.
+    const needle = this.findText.toLowerCase();
+    const s = this.spans;
+    const local = new Uint8Array(s.length);
+    for (let i = 0; i < s.length; i++) {
+      if (s.name[i].toLowerCase().includes(needle) || s.kind[i].includes(needle) || s.id[i].includes(needle)
+          || (s.tool[i] ?? "").toLowerCase().includes(needle) || (s.model[i] ?? "").toLowerCase().includes(needle)) local[i] = 1;
+    }
+    this.showMatches(local, true);
     this.channel.request({ type: "find", trace_id: this.traceId, text: this.findText, seq });
   }
 
@@ -540,14 +552,17 @@ export class Waterfall {
     if (content.seq !== this.findSeq || content.trace_id !== this.traceId || !this.spans) return;
     const s = this.spans;
     const wanted = new Set<string>(content.span_ids ?? []);
-    this.matched = new Uint8Array(s.length);
-    this.matchCount = 0;
-    for (let i = 0; i < s.length; i++) {
-      if (wanted.has(s.id[i])) { this.matched[i] = 1; this.matchCount++; }
-    }
-    this.findCount.textContent = content.error ? content.error
-      : this.matchCount ? `${fmtInt(this.matchCount)} match${this.matchCount === 1 ? "" : "es"}` : "no match";
+    const matched = new Uint8Array(s.length);
+    for (let i = 0; i < s.length; i++) if (this.matched[i] || wanted.has(s.id[i])) matched[i] = 1;
+    this.showMatches(matched, false, content.error);
     this.findCount.dataset.seq = String(content.seq);
+  }
+
+  private showMatches(matched: Uint8Array<ArrayBuffer>, pending: boolean, error?: string): void {
+    this.matched = matched;
+    this.matchCount = matched.reduce((sum, m) => sum + m, 0);
+    const count = this.matchCount ? `${fmtInt(this.matchCount)} match${this.matchCount === 1 ? "" : "es"}` : "no match";
+    this.findCount.textContent = error ?? (pending ? `${count} · searching content…` : count);
     if (this.matchCount && !(this.selected >= 0 && this.matched[this.selected])) this.jump("match", 1);
     else this.rows.refresh();
   }
