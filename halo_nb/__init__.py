@@ -58,23 +58,54 @@ def waterfall(trace_id: str) -> Any:
     return Waterfall(store(), trace_id)
 
 
+ENGINES = ("local", "dask")
+
+
 def analyze(trace_ids: Any = None, *, outcomes: Mapping[str, str] | None = None,
-            **overrides: Any) -> Any:
+            source: Any = None, engine: str = "local", address: str | None = None,
+            workers: int | None = None, **overrides: Any) -> Any:
     """Run the RLM engine over the stored traces (or a subset); returns an AnalysisResult
     with ``findings``, ``clusters``, ``hypotheses`` and ``blame`` frames. ``outcomes`` maps
     trace ids to what you know of them ("failed" / "succeeded"); ``overrides`` are settings
-    for this run."""
+    for this run.
+
+    ``source`` analyses storage folders, Parquet parts, snapshot files, globs or fsspec
+    URLs instead of the in-kernel store (halo_nb.sources). ``engine="dask"`` runs that
+    analysis on the Dask scheduler at ``address``, or on a local cluster of ``workers``
+    processes (the ``distributed`` extra): the same result, for corpora past one
+    process's memory. The views keep showing the in-kernel store's latest analysis."""
     from . import runtime
+
+    if engine not in ENGINES:
+        raise ValueError(f"engine: {engine!r} is not one of {', '.join(ENGINES)}")
+    if engine == "local" and (address is not None or workers is not None):
+        raise ValueError("address and workers are for engine='dask'")
+    if engine == "dask" and source is None:
+        raise ValueError("engine='dask' reads sources: give source=[storage folders, "
+                         "snapshots or globs] (this kernel's store writes its parts to "
+                         "settings().storage_path)")
+    ids = None if trace_ids is None else (
+        [trace_ids] if isinstance(trace_ids, str) else list(trace_ids))
+    run_settings = settings().replace(**overrides) if overrides else settings()
+    if engine == "dask":
+        from .distributed import analyze_sources
+
+        return analyze_sources(source, run_settings, outcomes=outcomes, trace_ids=ids,
+                               address=address, workers=workers)
     from .rlm import analyze_frame
 
+    if source is not None:
+        from .rlm.prepare import NEEDED
+        from .sources import read_sources
+
+        return analyze_frame(read_sources(source, NEEDED, ids), run_settings,
+                             outcomes=outcomes)
     frame = store().spans()
-    if trace_ids is not None:
+    if ids is not None:
         import polars as pl
 
-        ids = [trace_ids] if isinstance(trace_ids, str) else list(trace_ids)
         frame = frame.filter(pl.col("trace_id").is_in(ids))
-    result = analyze_frame(frame, settings().replace(**overrides) if overrides else settings(),
-                           outcomes=outcomes)
+    result = analyze_frame(frame, run_settings, outcomes=outcomes)
     runtime.set_last_analysis(result)
     return result
 

@@ -263,12 +263,23 @@ def _add_analyze(subcommands: Commands, storage: argparse.ArgumentParser) -> Non
                         "none (default: the settings)")
     p.add_argument("--json", action="store_true",
                    help="print the whole result (findings, clusters, hypotheses, blame) as JSON")
+    p.add_argument("--source", nargs="+", action="extend", metavar="PATH",
+                   help="analyse these storage folders, snapshot files, globs or URLs "
+                        "instead of the store (trace ids then in full)")
+    p.add_argument("--engine", choices=("local", "dask"), default="local",
+                   help="local: this process (default); dask: a Dask cluster (the "
+                        "'distributed' extra), for corpora past one machine's memory")
+    p.add_argument("--address", metavar="HOST:PORT",
+                   help="the Dask scheduler (default: a local cluster for this run)")
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="worker processes of the local cluster (default: one per CPU)")
     p.set_defaults(run=_analyze)
 
 
 def _analyze(args: argparse.Namespace) -> int:
     overrides = {"model": args.model} if args.model else {}
-    result = commands.analyze(args.trace_id, **overrides)
+    result = commands.analyze(args.trace_id, source=args.source, engine=args.engine,
+                              address=args.address, workers=args.workers, **overrides)
     print(result.to_json(indent=1) if args.json else commands.analysis_text(result))
     return EXIT_OK
 
