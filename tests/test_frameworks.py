@@ -6,11 +6,15 @@ filled for every library."""
 
 from __future__ import annotations
 
+import base64
 import json
 
 import polars as pl
 import pytest
+from google.protobuf.json_format import ParseDict
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from halo_nb.ingest.otlp import decode_native, decode_protobuf_reference
 from halo_nb.rlm import analyze_frame
 from halo_nb.rlm.model import checked_narrative
 from halo_nb.rlm.prepare import prepare
@@ -129,3 +133,26 @@ def test_narratives_that_fail_the_checks_are_dropped(text):
 def test_a_sound_narrative_is_kept():
     text = "In 5 of 20 runs read_file is refused access. Grant it access or stop asking."
     assert checked_narrative(text, CLUSTER, 20) == text
+
+
+def _protobuf(request: dict) -> bytes:
+    """An OTLP JSON request as protobuf (hex ids back to bytes)."""
+    def ids(node):
+        if isinstance(node, dict):
+            return {k: (base64.b64encode(bytes.fromhex(v)).decode()
+                        if k in ("traceId", "spanId", "parentSpanId") else ids(v))
+                    for k, v in node.items()}
+        return [ids(v) for v in node] if isinstance(node, list) else node
+    return ParseDict(ids(request), ExportTraceServiceRequest()).SerializeToString()
+
+
+@pytest.mark.parametrize("library", LIBRARIES)
+def test_native_and_reference_decoders_agree_on_real_spans(library):
+    for path in sorted((FIXTURES / library).glob("*.json")):
+        body = _protobuf(json.loads(path.read_text()))
+        native = decode_native(body)
+        assert native is not None, path.name
+        reference = decode_protobuf_reference(body)
+        assert native.frame.equals(reference.frame), path.name
+        tools = reference.frame.filter(pl.col("kind") == "tool")
+        assert tools["tool_name"].null_count() == 0, path.name

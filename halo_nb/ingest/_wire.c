@@ -812,19 +812,19 @@ typedef struct {
 
 enum {
     T_MODEL, T_TOKENS_IN, T_TOKENS_OUT, T_TOKENS_TOTAL, T_TOOL_NAME, T_TOOL_ARGS,
-    T_TOOL_RESULT, T_INPUT, T_OUTPUT, T_FINISH_REASON, T_KEY_TABLES
+    T_TOOL_RESULT, T_INPUT, T_OUTPUT, T_FINISH_REASON, T_TOOL_ARGS_FALLBACK,
+    T_TOOL_RESULT_FALLBACK, T_KEY_TABLES
 };
 static const char *const KEY_TABLE_NAMES[T_KEY_TABLES] = {
     "model", "tokens_in", "tokens_out", "tokens_total", "tool_name", "tool_args",
-    "tool_result", "input", "output", "finish_reason"};
+    "tool_result", "input", "output", "finish_reason", "tool_args_fallback",
+    "tool_result_fallback"};
 
 enum {
-    N_SERVICE_NAME, N_TOOL_ARGS_FALLBACK, N_TOOL_RESULT_FALLBACK, N_EXCEPTION_EVENT,
-    N_EXCEPTION_MESSAGE, N_EXCEPTION_TYPE, N_NAMES
+    N_SERVICE_NAME, N_EXCEPTION_EVENT, N_EXCEPTION_MESSAGE, N_EXCEPTION_TYPE, N_NAMES
 };
 static const char *const NAME_NAMES[N_NAMES] = {
-    "service_name", "tool_args_fallback", "tool_result_fallback", "exception_event",
-    "exception_message", "exception_type"};
+    "service_name", "exception_event", "exception_message", "exception_type"};
 
 /* Kinds are codes: the index into halo_nb.schema.KINDS, the frame's Enum. */
 enum { K_IF_MODEL, K_DEFAULT, K_TOOL, K_CODES };
@@ -1349,20 +1349,16 @@ static int decode_span(decoder_t *d, bytes_t msg, const resource_t *res, const s
     TRY(i64_put(d, C_TOKENS_OUT, tout, has_out));
     TRY(i64_put(d, C_TOKENS_TOTAL, ttotal, has_total));
 
-    TRY(first_of(d, n, T_TOOL_NAME, &v));
-    TRY(put_text(d, C_TOOL_NAME, &v));
+    /* rules.py: a tool span without the tool keys takes its span name and the fallbacks. */
     int is_tool = kind == T.kind_codes[K_TOOL];
+    TRY(first_of(d, n, T_TOOL_NAME, &v));
+    if (v.type == V_NONE && is_tool) TRY(str_put(d, C_TOOL_NAME, name.p, name.len));
+    else TRY(put_text(d, C_TOOL_NAME, &v));
     TRY(first_of(d, n, T_TOOL_ARGS, &v));
-    if (v.type == V_NONE && is_tool) {
-        const name_t *key = &T.names[N_TOOL_ARGS_FALLBACK];
-        TRY(kv_get(kvs, 0, n, key->s, key->len, &v));
-    }
+    if (v.type == V_NONE && is_tool) TRY(first_of(d, n, T_TOOL_ARGS_FALLBACK, &v));
     TRY(put_text(d, C_TOOL_ARGS, &v));
     TRY(first_of(d, n, T_TOOL_RESULT, &v));
-    if (v.type == V_NONE && is_tool) {
-        const name_t *key = &T.names[N_TOOL_RESULT_FALLBACK];
-        TRY(kv_get(kvs, 0, n, key->s, key->len, &v));
-    }
+    if (v.type == V_NONE && is_tool) TRY(first_of(d, n, T_TOOL_RESULT_FALLBACK, &v));
     TRY(put_text(d, C_TOOL_RESULT, &v));
     TRY(first_of(d, n, T_INPUT, &v));
     TRY(put_text(d, C_INPUT, &v));

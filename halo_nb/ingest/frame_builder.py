@@ -117,11 +117,14 @@ class SpanFrameBuilder:
             tokens_total = rules.add_counts(tokens_in, tokens_out)
         tool_args = first(attrs, rules.TOOL_ARGS)
         tool_result = first(attrs, rules.TOOL_RESULT)
+        tool_name = first(attrs, rules.TOOL_NAME)
         if kind == "tool":
+            if tool_name is None:
+                tool_name = name
             if tool_args is None:
-                tool_args = attrs.get(rules.TOOL_ARGS_FALLBACK)
+                tool_args = first(attrs, rules.TOOL_ARGS_FALLBACK)
             if tool_result is None:
-                tool_result = attrs.get(rules.TOOL_RESULT_FALLBACK)
+                tool_result = first(attrs, rules.TOOL_RESULT_FALLBACK)
         end = end_ns or None
         self._rows.append((
             trace_id,
@@ -139,7 +142,7 @@ class SpanFrameBuilder:
             tokens_in,
             tokens_out,
             tokens_total,
-            as_text(first(attrs, rules.TOOL_NAME)),
+            as_text(tool_name),
             as_text(tool_args),
             as_text(tool_result),
             as_text(first(attrs, rules.INPUT)),

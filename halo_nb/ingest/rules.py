@@ -38,14 +38,19 @@ TRACELOOP_KINDS = {
 # Each kind source: an attribute and how its (lower-cased) value maps to a frame kind;
 # None maps a value that is itself a frame kind to that kind. The first that maps wins;
 # then a model attribute means "llm"; else "unknown".
+# OpenInference kinds are the frame's kinds, plus PROMPT (a prompt template rendered)
+# and DECISION (a routing decision): steps of a chain.
+OPENINFERENCE_KINDS = {**{kind: kind for kind in KINDS}, "prompt": "chain", "decision": "chain"}
+
 KIND_SOURCES: tuple[tuple[str, Mapping[str, str] | None], ...] = (
-    (OPENINFERENCE_KIND, None),
+    (OPENINFERENCE_KIND, OPENINFERENCE_KINDS),
     (GENAI_OPERATION, GENAI_OPERATION_KINDS),
     (TRACELOOP_KIND, TRACELOOP_KINDS),
     (HALO_KIND, None),
 )
 
-MODEL = ("gen_ai.request.model", "llm.model_name", "gen_ai.response.model")
+MODEL = ("gen_ai.request.model", "llm.model_name", "llm.request.model_name",
+         "gen_ai.response.model", "llm.response.model_name")
 TOKENS_IN = ("gen_ai.usage.input_tokens", "llm.token_count.prompt", "gen_ai.usage.prompt_tokens")
 TOKENS_OUT = (
     "gen_ai.usage.output_tokens",
@@ -56,11 +61,15 @@ TOKENS_TOTAL = ("llm.token_count.total", "gen_ai.usage.total_tokens")
 TOOL_NAME = ("gen_ai.tool.name", "tool.name")
 TOOL_ARGS = ("gen_ai.tool.call.arguments",)
 TOOL_RESULT = ("gen_ai.tool.call.result",)
-# A tool span without the GenAI tool keys takes its arguments and result from these.
-TOOL_ARGS_FALLBACK = "input.value"
-TOOL_RESULT_FALLBACK = "output.value"
+# A tool span without the tool keys above takes its arguments and result from these
+# (OpenInference input/output, traceloop's entity input/output) and its tool name from
+# its span name (OpenInference JS's traceTool names the span and nothing else).
+TOOL_ARGS_FALLBACK = ("input.value", "traceloop.entity.input")
+TOOL_RESULT_FALLBACK = ("output.value", "traceloop.entity.output")
 INPUT = ("input.value", "gen_ai.input.messages", "gen_ai.prompt", "traceloop.entity.input")
-OUTPUT = ("output.value", "gen_ai.output.messages", "gen_ai.completion", "traceloop.entity.output")
+# final_result: pydantic-ai's agent run span
+OUTPUT = ("output.value", "gen_ai.output.messages", "gen_ai.completion", "traceloop.entity.output",
+          "final_result")
 FINISH_REASON = ("gen_ai.response.finish_reasons", "llm.finish_reason", "halo.finish_reason")
 SERVICE_NAME = "service.name"
 # An error span without a status message takes the first exception event's message.
