@@ -38,12 +38,13 @@ class IngestRun:
 
 def run_ingest(spans: int, connections: int, persist: bool,
                while_waiting: Callable[[], None] | None = None,
-               spans_per_trace: int = SPANS_PER_TRACE) -> IngestRun:
+               spans_per_trace: int = SPANS_PER_TRACE, durability: str = "async") -> IngestRun:
     """Start a collector, let the sender post ``spans`` spans, and time from the go signal
     until every span is queryable through ``store.spans()`` (and then until it is on
-    disk, which the store does in the background)."""
+    disk, which the store does in the background; with ``durability="sync"`` every span
+    is on disk when the sender has its last 200: ``sender_seconds``)."""
     with tempfile.TemporaryDirectory() as folder:
-        store = SpanStore(Path(folder) / "data" if persist else None)
+        store = SpanStore(Path(folder) / "data" if persist else None, durability=durability)
         collector = Collector(store, port=0, max_body_bytes=64 << 20).start()
         sender = subprocess.Popen(
             [sys.executable, str(SENDER), collector.traces_url, str(spans), str(connections),

@@ -2,7 +2,11 @@
 batches of 512 realistic agent spans (~1 KB each), until all are queryable.
 
     python benchmarks/ingest.py [--spans 200000] [--connections 4] [--memory-only]
-                                [--spans-per-trace 16]
+                                [--spans-per-trace 16] [--durability sync]
+
+With --durability sync the collector answers 200 only after a request's spans are
+written and fsynced (a group commit across concurrent requests), so the sender's last
+200 is the moment every span is on disk: that rate is the sync figure.
 
 With --spans-per-trace above 512 every request holds spans of traces already stored, so
 each one goes through the duplicate check's key lookups.
@@ -27,12 +31,17 @@ def main() -> None:
     parser.add_argument("--memory-only", action="store_true", help="no Parquet persistence")
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--spans-per-trace", type=int, default=SPANS_PER_TRACE)
+    parser.add_argument("--durability", choices=("async", "sync"), default="async")
     args = parser.parse_args()
     for _ in range(args.runs):
         run = run_ingest(args.spans, args.connections, persist=not args.memory_only,
-                         spans_per_trace=args.spans_per_trace)
+                         spans_per_trace=args.spans_per_trace, durability=args.durability)
         durable = (f"; on disk (Parquet) after {run.durable_seconds:.2f} s = "
                    f"{run.spans / run.durable_seconds:,.0f} spans/s" if run.durable_seconds else "")
+        if args.durability == "sync":
+            durable += (f"; durability sync: every 200 received (each span fsynced) after "
+                        f"{run.sender_seconds:.2f} s = {run.spans / run.sender_seconds:,.0f} "
+                        f"spans/s")
         print(f"ingest: {run.spans} spans ({run.body_bytes / run.spans:.0f} B/span protobuf, "
               f"batches of 512, {args.spans_per_trace} a trace, {args.connections} connections, "
               f"{'memory only' if args.memory_only else 'persisted'}) queryable in "

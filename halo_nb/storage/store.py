@@ -20,10 +20,10 @@ nor the number of files grows with every request, and no span is rewritten often
 
 Durability: with ``durability="async"`` (the default) an append returns once the spans
 are in memory and the background thread writes them within ``FLUSH_INTERVAL_S``; with
-``"sync"`` an append returns only after its spans are in an fsynced part. Sync appends
-are a group commit: whoever takes the flush lock writes everything pending, so
-concurrent appends share one write and one fsync. ``close()`` (and the process-exit
-hooks in ``runtime``) write everything.
+``"sync"`` an append returns only after its spans are in the fsynced write-ahead log
+(``wal``: a group commit, so concurrent appends share one write and one fsync), and
+parts are written on the same schedule as in async mode. ``close()`` (and the
+process-exit hooks in ``runtime``) write everything.
 
 Hot and cold parts: the part written at each flush is uncompressed, because encoding
 Parquet is the largest CPU cost of ingesting at full rate and compression is much of it
@@ -62,6 +62,7 @@ from .parts import PART_MAX_ROWS, PartFolder, Quarantined, remove
 from .retention import expired_traces
 from .stored_form import ID_COLUMNS, ID_PAIR, batch_bytes, conform, expand, span_frame, stored_form
 from .traces_summary import summarise_traces, update_summary
+from .wal import WalEntry, WriteAheadLog, recover
 
 __all__ = ["SpanStore", "UnknownTraceError", "DURABILITY_MODES"]
 
@@ -111,7 +112,7 @@ class SpanStore:
         self._bytes = 0
         self._version = 0
         # Every append up to this version is in a written part (or memory only).
-        self._durable_version = 0
+        self._sealed_version = 0
         self._write_failed_at: float | None = None
         self._snapshot: tuple[int, pl.DataFrame] | None = None
         # The trace table as of a version, and the traces that got spans since.
@@ -125,6 +126,7 @@ class SpanStore:
         self._last_retention = time.monotonic()
         self._last_append = time.monotonic()
         self._parts = PartFolder(self.path) if self.path is not None else None
+        self._wal: WriteAheadLog | None = None
         self.quarantined: list[Quarantined] = []
         if self._parts is not None:
             self._load(self._parts)
@@ -165,17 +167,21 @@ class SpanStore:
             added = self._add(batches, keys)
             version = self._version
             subscribers = list(self._subscribers.values()) if added else []
+            entry = (self._wal.enqueue([b.spans for b in added], version)
+                     if self._wal is not None and self.durability == "sync" else None)
         for callback in subscribers:
             try:
                 callback(version)
             except Exception:
                 log.exception("SpanStore subscriber failed")
-        if self.durability == "sync":
-            self._make_durable(version)
-        return added
+        if entry is not None:
+            self._commit(entry)
+        return sum(b.rows for b in added)
 
-    def _add(self, batches: list[SpanBatch], keys: list[int]) -> int:
-        """Add the spans not stored yet (call with the lock held); returns how many."""
+    def _add(self, batches: list[SpanBatch], keys: list[int]) -> list[SpanBatch]:
+        """Add the spans not stored yet (call with the lock held); returns them. An entry
+        for the log is queued even when nothing is new: its commit then waits for the
+        entries before it, which hold the spans that made these duplicates."""
         # Only a span of a trace already stored can be a duplicate: look up those keys.
         candidates = self._rows_of_stored_traces(batches)
         if candidates:
@@ -189,7 +195,7 @@ class SpanStore:
                 batches = [SpanBatch.of_frame(frame.filter(keep))]
                 keys = batches[0].keys
         if not keys:
-            return 0
+            return []
         self._keys.add(keys)
         for batch in batches:
             self._trace_ids.update(dict.fromkeys(batch.trace_ids))
@@ -199,16 +205,21 @@ class SpanStore:
         self._last_append = time.monotonic()
         self._count += len(keys)
         self._version += 1
-        return len(keys)
+        return batches
 
-    def _make_durable(self, version: int) -> None:
-        """Return once every append up to ``version`` is in an fsynced part: a group
-        commit, since the first caller to get the flush lock writes what all the others
-        appended meanwhile."""
-        if self._parts is None or self._durable_version >= version:
+    def _commit(self, entry: WalEntry) -> None:
+        """Return once ``entry`` and every append before it are on disk (sync mode)."""
+        assert self._wal is not None
+        try:
+            self._wal.wait(entry)
+        except OSError as exc:
+            raise StoreWriteFailed(f"spans could not be written to {self.path}: {exc}; they "
+                                   "are kept in memory, retry shortly", retry_after_s=2) from exc
+        if self._wal.failed_through <= self._sealed_version:
             return
+        # An earlier append's entry failed: its spans (in memory) reach disk as a part first.
         with self._flush_lock:
-            if self._durable_version >= version:
+            if self._wal.failed_through <= self._sealed_version:
                 return
             failed_at = self._write_failed_at
             if failed_at is not None and time.monotonic() - failed_at < SYNC_RETRY_S:
@@ -349,6 +360,8 @@ class SpanStore:
         self._wake.set()
         self._flusher.join(timeout=30)
         self.flush()
+        if self._wal is not None:
+            self._wal.close()
 
     def __enter__(self) -> SpanStore:
         return self
@@ -401,7 +414,9 @@ class SpanStore:
                 del self._pending[:count]
                 self._bytes += int(frame.estimated_size()) - sum(map(batch_bytes, batch))
                 self._snapshot = None  # it may hold the pending frames just replaced
-        self._durable_version = max(self._durable_version, version)
+        self._sealed_version = max(self._sealed_version, version)
+        if self._wal is not None:
+            self._wal.discard_covered(self._sealed_version)
 
     def _merge_sealed(self) -> None:
         """Keep the chunk count logarithmic: merge the two newest sealed chunks in memory
@@ -504,18 +519,50 @@ class SpanStore:
     def _load(self, folder: PartFolder) -> None:
         loaded = load_parts(folder)
         self.quarantined = loaded.quarantined
-        if not loaded.chunks:
+        if loaded.chunks:
+            self._load_chunks(loaded.chunks)
+        tables, segments, last = recover(folder.path)
+        self._wal = WriteAheadLog(folder.path, first_sequence=last)
+        if tables:
+            self._replay(tables)
+        self._wal.adopt(segments, self._version)
+        if tables:
+            try:
+                self._seal_pending()
+            except OSError as exc:  # the log stays; the background flush retries
+                log.warning("halo_nb: spans recovered from the write-ahead log stay in memory "
+                            "and in the log until they can be written: %s", exc)
+        else:
+            self._wal.discard_covered(self._version)
+        self.apply_retention()
+
+    def _replay(self, tables: list) -> None:
+        """Add the spans of recovered log records (those already in parts are skipped)."""
+        batches = []
+        for table in tables:
+            frame = pl.from_arrow(table)
+            assert isinstance(frame, pl.DataFrame)
+            if frame.height:
+                batches.append(SpanBatch.of_frame(span_frame(frame)))
+        if not batches:
             return
-        self._sealed = loaded.chunks
+        frame = frame_of(batches).filter(ID_PAIR.is_first_distinct())
+        batch = SpanBatch.of_frame(frame)
+        with self._lock:
+            added = self._add([batch], batch.keys)
+        log.info("halo_nb: recovered %d spans from the write-ahead log",
+                 sum(b.rows for b in added))
+
+    def _load_chunks(self, chunks: list[Chunk]) -> None:
+        self._sealed = chunks
         self._keys = KeyIndex()
         trace_ids: dict[str, None] = {}
-        for chunk in loaded.chunks:
+        for chunk in chunks:
             self._keys.add(span_keys(chunk.frame).to_list())
             trace_ids.update(dict.fromkeys(
                 chunk.frame["trace_id"].unique(maintain_order=True).to_list()))
         self._trace_ids = trace_ids
-        self._count = sum(c.frame.height for c in loaded.chunks)
-        self._bytes = sum(int(c.frame.estimated_size()) for c in loaded.chunks)
+        self._count = sum(c.frame.height for c in chunks)
+        self._bytes = sum(int(c.frame.estimated_size()) for c in chunks)
         self._version = 1
-        self._durable_version = 1
-        self.apply_retention()
+        self._sealed_version = 1
