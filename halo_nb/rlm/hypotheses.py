@@ -95,9 +95,9 @@ RULES: tuple[Rule, ...] = (
     Rule("error_status", ("error_status",),
          "calls fail",
          "{path} fails with {key}: the call is not guarded against this failure.",
-         "Handle {exception} where {path} is called: find why {tool} raises it in these runs "
-         "and return it to the agent as a message it can act on (what failed, what to "
-         "change)."),
+         "Find why {tool} fails in these runs ({message}) and handle {exception} where it "
+         "is called: return it to the agent as a message it can act on (what failed, what "
+         "to change)."),
     Rule("failure_words", ("failure_words",),
          "failures hidden behind OK status",
          "{path} reports a failure ({key}) in its payload while its status says OK, so the "
@@ -171,10 +171,11 @@ def _facts(cluster: dict[str, Any], head: dict[str, Any]) -> dict[str, str]:
         (part[5:] for part in reversed(path.split("/")) if part.startswith("tool:")), "the tool")
     parts = head["signature"].split("|")
     key = parts[2] if len(parts) > 2 else head["detector"]
-    message = evidence.get("status_message") or ""
+    # the message itself, without a traceback some frameworks append (LangChain)
+    message = str(evidence.get("status_message") or "").split("Traceback (most recent")[0]
     return {"tool": str(tool), "path": path, "key": key, "detector": head["detector"],
-            "exception": str(evidence.get("exception_type") or key),
-            "message": " ".join(str(message).split())[:160],
+            "exception": str(evidence.get("exception_type") or "the error"),
+            "message": " ".join(message.split())[:160],
             "declared": ", ".join(evidence.get("declared_tools") or []) or "the declared tools"}
 
 
