@@ -9,15 +9,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # examples/
-
-import halo_nb  # noqa: E402
-from examples.research_agent import LocalModelServer, run_batch  # noqa: E402
+import halo_nb
+from halo_nb.examples.research_agent import LocalModelServer, run_batch
 
 
 def main() -> None:

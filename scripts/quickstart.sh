@@ -4,4 +4,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
-.venv/bin/python -m examples.quickstart "$@"
+.venv/bin/python -m halo_nb.examples.quickstart "$@"

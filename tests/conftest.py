@@ -142,7 +142,7 @@ def collector(memory_store: SpanStore) -> Iterator[Collector]:
 def local_model_server():
     """One llama.cpp server with the bundled SmolLM2 GGUF on a free loopback port, shared
     by every model test of the session (starting it takes a few seconds)."""
-    from examples.research_agent import LocalModelServer
+    from halo_nb.examples.research_agent import LocalModelServer
 
     with LocalModelServer() as server:
         yield server
@@ -168,7 +168,7 @@ def agent_batches(local_model_server, tmp_path_factory) -> dict[str, AgentBatch]
     Run once per session: the agent tests, ``halo check`` and the notebooks share them."""
     import polars as pl
 
-    from examples.research_agent import run_batch
+    from halo_nb.examples.research_agent import run_batch
 
     folder = tmp_path_factory.mktemp("agent-batches")
     batches: dict[str, AgentBatch] = {}

@@ -99,7 +99,7 @@ def test_reformulate_switch_broadens_repeated_queries(collector, memory_store) -
 
 
 def test_unreachable_collector_is_a_clear_error() -> None:
-    from examples.research_agent.llm_server import free_loopback_port
+    from halo_nb.examples.research_agent.llm_server import free_loopback_port
 
     done = subprocess.run([NODE, str(AGENT_DIR / "agent.js"), "--collector",
                            f"http://127.0.0.1:{free_loopback_port()}", "--queries", "1"],

@@ -23,8 +23,9 @@ def execute(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> nbfor
             monkeypatch.delenv(key)
     monkeypatch.setenv("HALO_PORT", "0")  # never the user's 4281 in a test
     monkeypatch.setenv("HALO_STORAGE_PATH", str(tmp_path / "store"))
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
-        [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    # No PYTHONPATH: the notebooks run from a folder outside the checkout on what the
+    # installed halo_nb ships (the sample agent is halo_nb.examples).
+    monkeypatch.delenv("PYTHONPATH", raising=False)
     shutil.copy(NOTEBOOKS / name, tmp_path / name)
     book = nbformat.read(tmp_path / name, as_version=4)
     NotebookClient(book, timeout=900, kernel_name="python3",

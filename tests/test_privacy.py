@@ -18,7 +18,7 @@ import halo_nb
 pytest.importorskip("openai", reason="the sample agent needs halo_nb[examples]")
 pytestmark = pytest.mark.model
 
-from examples.research_agent import LocalModelServer, run_batch  # noqa: E402
+from halo_nb.examples.research_agent import LocalModelServer, run_batch  # noqa: E402
 
 AUDITED = ("socket.connect", "socket.bind", "socket.sendto", "socket.sendmsg",
            "socket.getaddrinfo", "socket.gethostbyname", "socket.gethostbyaddr")

@@ -16,7 +16,8 @@ import halo_nb
 pytest.importorskip("openai", reason="the sample agent needs halo_nb[examples]")
 pytestmark = pytest.mark.model
 
-from examples.research_agent import (  # noqa: E402
+from halo_nb.config import load_settings  # noqa: E402
+from halo_nb.examples.research_agent import (  # noqa: E402
     QUERIES,
     Endpoint,
     SimulatedSearch,
@@ -24,9 +25,8 @@ from examples.research_agent import (  # noqa: E402
     endpoint_from_env,
     run_batch,
 )
-from examples.research_agent.protocol import Reply, grammar, parse_reply  # noqa: E402
-from examples.research_agent.search import query_terms  # noqa: E402
-from halo_nb.config import load_settings  # noqa: E402
+from halo_nb.examples.research_agent.protocol import Reply, grammar, parse_reply  # noqa: E402
+from halo_nb.examples.research_agent.search import query_terms  # noqa: E402
 from halo_nb.rlm import analyze_frame  # noqa: E402
 
 BATCH = list(QUERIES[:4])

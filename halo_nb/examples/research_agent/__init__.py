@@ -2,7 +2,7 @@
 endpoint (the bundled local model by default), traced with the halo_nb SDK or with the
 OpenInference OpenAI instrumentor.
 
-    from examples.research_agent import run_batch
+    from halo_nb.examples.research_agent import run_batch
     report = run_batch(size=16)                                # baseline: retry loop
     report = run_batch(size=16, reformulate_on_empty=True)     # the fix
 """

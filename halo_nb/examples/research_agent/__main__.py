@@ -1,4 +1,4 @@
-"""``python -m examples.research_agent``: run a batch and send its traces to a running
+"""``python -m halo_nb.examples.research_agent``: run a batch and send its traces to a running
 halo_nb collector (a notebook's ``halo_nb.serve()`` or ``halo serve``)."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from .batch import DEFAULT_BATCH_SIZE, QUERIES, run_batch
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m examples.research_agent",
+    parser = argparse.ArgumentParser(prog="python -m halo_nb.examples.research_agent",
                                      description=__doc__)
     parser.add_argument("--collector", default="http://127.0.0.1:4281",
                         help="the collector's base URL (default %(default)s)")

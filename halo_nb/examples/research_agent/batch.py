@@ -174,7 +174,7 @@ def openinference_tracing(collector_url: str, service_name: str = "research-agen
     instrumentor = OpenAIInstrumentor()
     instrumentor.instrument(tracer_provider=provider)
     try:
-        yield provider.get_tracer("examples.research_agent")
+        yield provider.get_tracer("halo_nb.examples.research_agent")
     finally:
         instrumentor.uninstrument()
         provider.force_flush()

@@ -1,4 +1,4 @@
-"""``python -m examples.quickstart``: the quickstart notebook's path in a terminal.
+"""``python -m halo_nb.examples.quickstart``: the quickstart notebook's path in a terminal.
 
 Starts the collector in this process, runs the sample research agent on the bundled
 local model (traces kept under the output folder), analyses the traces, prints the
@@ -15,11 +15,12 @@ from pathlib import Path
 import polars as pl
 
 import halo_nb
-from examples.research_agent import run_batch
+from halo_nb.examples.research_agent import run_batch
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m examples.quickstart", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m halo_nb.examples.quickstart",
+                                     description=__doc__)
     parser.add_argument("--runs", type=int, default=16, help="agent runs (default %(default)s)")
     parser.add_argument("--output", type=Path, default=Path("quickstart"),
                         help="folder for report.html and the snapshot (default %(default)s)")
