@@ -30,6 +30,13 @@ class Settings:
     # answers 503 with Retry-After). 0: half of this machine's physical memory.
     max_store_bytes: int = 0
     max_body_bytes: int = 64 * 1024 * 1024
+    # A request's line, headers and body must all arrive within this many seconds of its
+    # first byte (OTLP exporters give up on an export after 10 s by default).
+    request_timeout_seconds: float = 10.0
+    # Spans with more attributes are rejected (OTLP partial success), never truncated.
+    max_attributes_per_span: int = 1000
+    # Largest snapshot file import reads (bytes).
+    max_snapshot_bytes: int = 256 * 1024 * 1024
     analysis_depth: int = 3
     cross_trace_correlation: bool = True
     min_traces_for_systemic_analysis: int = 10
@@ -41,6 +48,11 @@ class Settings:
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"port: must be 0..65535 (0 picks a free port), got {self.port!r}")
         _check_positive("max_body_bytes", self.max_body_bytes)
+        _check_positive("max_attributes_per_span", self.max_attributes_per_span)
+        _check_positive("max_snapshot_bytes", self.max_snapshot_bytes)
+        if not 0 < self.request_timeout_seconds <= 3600:
+            raise ConfigError("request_timeout_seconds: must be > 0 and <= 3600, "
+                              f"got {self.request_timeout_seconds!r}")
         _check_positive("analysis_depth", self.analysis_depth)
         _check_positive("min_traces_for_systemic_analysis", self.min_traces_for_systemic_analysis)
         if self.durability not in ("async", "sync"):
@@ -192,7 +204,10 @@ _TOML_COMMENTS = {
                     "whether 200 waits until spans are fsynced (\"sync\") or not (\"async\":\n"
                     "written within 0.25 s), and the in-memory ceiling in bytes (0: half\n"
                     "of physical memory).",
-    "max_body_bytes": "Largest request body the collector accepts, after decompression (bytes).",
+    "max_body_bytes": "Limits on what the collector accepts: the largest request body after\n"
+                      "decompression (bytes), the seconds a request may take to arrive, the\n"
+                      "attributes a span may carry (more are rejected, never truncated), and\n"
+                      "the largest snapshot file import reads (bytes).",
     "analysis_depth": "Analysis: how many span layers the recursive walk decomposes, whether\n"
                       "findings are correlated across traces, and from how many traces\n"
                       "systemic analysis starts.",

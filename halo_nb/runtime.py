@@ -46,8 +46,9 @@ def configure(**overrides: Any) -> Settings:
         storage_keys = ("storage_path", "persist", "max_retention_days", "durability",
                         "max_store_bytes")
         storage_changed = any(getattr(new, k) != getattr(old, k) for k in storage_keys)
-        if storage_changed or (new.host, new.port, new.max_body_bytes) != (
-                old.host, old.port, old.max_body_bytes):
+        collector_keys = ("host", "port", "max_body_bytes", "request_timeout_seconds",
+                          "max_attributes_per_span")
+        if storage_changed or any(getattr(new, k) != getattr(old, k) for k in collector_keys):
             stop()
         if storage_changed and _store is not None:
             _store.close()
@@ -82,7 +83,7 @@ def serve(**overrides: Any) -> Collector:
         from .ingest.server import Collector
 
         s = settings()
-        _collector = Collector(store(), host=s.host, port=s.port, max_body_bytes=s.max_body_bytes)
+        _collector = Collector.from_settings(store(), s)
         _collector.start()
         return _collector
 

@@ -196,12 +196,12 @@ def test_chunked_bodies_and_missing_length(seeded: Collector, memory_store: Span
     body = protobuf_body([span("chunked")])
     chunked = b"".join(f"{len(p):x}\r\n".encode() + p + b"\r\n"
                        for p in (body[:10], body[10:])) + b"0\r\n\r\n"
-    reply = raw_request(seeded, b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: "
+    reply = raw_request(seeded, b"POST /v1/traces HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
                         b"application/x-protobuf\r\nTransfer-Encoding: chunked\r\n"
                         b"Connection: close\r\n\r\n", chunked)
     assert reply.startswith(b"HTTP/1.1 200")
     assert "chunked" in memory_store.spans()["name"].to_list()
-    reply = raw_request(seeded, b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: "
+    reply = raw_request(seeded, b"POST /v1/traces HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
                         b"application/x-protobuf\r\nConnection: close\r\n\r\n")
     assert reply.startswith(b"HTTP/1.1 411")
 
@@ -339,6 +339,30 @@ def test_large_json_bodies_are_decoded_by_workers_with_the_same_answers(
         assert post(collector, large_json(large_batch("after")), JSON)[0] == 200
         assert memory_store.spans().height == 1600
         assert collector.running
+
+
+def test_worker_processes_apply_the_attribute_cap(memory_store: SpanStore) -> None:
+    with Collector(memory_store, port=0, decode_workers=1,
+                   max_attributes_per_span=3) as collector:
+        collector.start_decoders()
+        wide = span("wide", attrs={"input.value": "x" * 300, "a": 1, "b": 2, "c": 3})
+        body = large_json(large_batch("w", 300) + [wide])
+        code, _, raw = post(collector, body, JSON)
+        assert code == 200 and collector._decoders is not None
+        assert json.loads(raw)["partialSuccess"]["errorMessage"] == (
+            "resourceSpans[0].scopeSpans[0].spans[300]: 4 attributes exceed the limit of 3 "
+            "per span (max_attributes_per_span); the span was not stored")
+        assert memory_store.spans().height == 300
+
+
+def test_from_settings_carries_every_limit(memory_store: SpanStore) -> None:
+    from halo_nb.config import Settings
+
+    settings = Settings(port=0, max_body_bytes=1234, request_timeout_seconds=2.5,
+                        max_attributes_per_span=7)
+    collector = Collector.from_settings(memory_store, settings)
+    assert (collector.max_body_bytes, collector.request_timeout_seconds,
+            collector.max_attributes_per_span, collector.requested_port) == (1234, 2.5, 7, 0)
 
 
 class _SlowStore(SpanStore):

@@ -44,6 +44,9 @@ def test_halo_toml_sets_every_kind_of_value(tmp_path: Path) -> None:
         durability = "sync"
         max_store_bytes = 1_073_741_824
         max_body_bytes = 1_048_576
+        request_timeout_seconds = 2.5
+        max_attributes_per_span = 64
+        max_snapshot_bytes = 1_000_000
         analysis_depth = 5
         cross_trace_correlation = false
         min_traces_for_systemic_analysis = 3
@@ -54,7 +57,8 @@ def test_halo_toml_sets_every_kind_of_value(tmp_path: Path) -> None:
     assert as_dict(settings) == {
         "host": "0.0.0.0", "port": 5000, "storage_path": "/var/halo", "persist": False,
         "max_retention_days": 7.5, "durability": "sync", "max_store_bytes": 1_073_741_824,
-        "max_body_bytes": 1_048_576, "analysis_depth": 5,
+        "max_body_bytes": 1_048_576, "request_timeout_seconds": 2.5,
+        "max_attributes_per_span": 64, "max_snapshot_bytes": 1_000_000, "analysis_depth": 5,
         "cross_trace_correlation": False, "min_traces_for_systemic_analysis": 3,
         "model": "none", "model_seed": 7,
     }
@@ -183,6 +187,9 @@ def test_replace_changes_only_what_is_given() -> None:
     ('storage_path = ""', "storage_path"),
     ('durability = "always"', "durability"),
     ("max_store_bytes = -1", "max_store_bytes"),
+    ("request_timeout_seconds = 0", "request_timeout_seconds"),
+    ("max_attributes_per_span = 0", "max_attributes_per_span"),
+    ("max_snapshot_bytes = 0", "max_snapshot_bytes"),
     ("model = 5", "model"),
     ('host = ""', "host"),
 ])

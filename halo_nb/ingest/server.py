@@ -14,6 +14,20 @@ Answers, per the OTLP/HTTP specification:
   paths, 405 for other methods on ``/v1/traces``. Error bodies are a ``google.rpc.Status``
   in the request's encoding.
 
+Hostile or broken HTTP is refused before anything is buffered past the limit:
+
+- 408 when a request (line, headers and body) has not arrived ``request_timeout_seconds``
+  after its first byte: a trickling client or a Content-Length larger than the body
+  holds a thread that long, not forever (``_DeadlineReader``).
+- 400 for a malformed or negative chunk size, a chunk not followed by CRLF, more than one
+  Content-Length or one that is not digits, Content-Length beside Transfer-Encoding
+  (the two framings of request smuggling), and a missing or repeated Host; 501 for a
+  Transfer-Encoding other than chunked. Chunk framing may add at most ``max_body_bytes``
+  to the body, so tiny chunks cannot stretch a request without bound either.
+- 403 for a Host header that is not a loopback name (localhost, 127.0.0.1, [::1]), the
+  configured ``host``, or the address the connection came in on: a web page that rebinds
+  its DNS name to 127.0.0.1 still sends its own name as Host, so it cannot post spans.
+
 A bad request never stops the server and never touches spans already stored.
 
 Protobuf bodies are decoded natively (``otlp.decode_protobuf``: C that runs without the
@@ -34,15 +48,18 @@ from __future__ import annotations
 
 import errno
 import io
+import ipaddress
 import json
 import logging
 import os
 import pickle
 import queue
+import re
 import socket
 import subprocess
 import sys
 import threading
+import time
 import zlib
 from dataclasses import asdict, dataclass
 from http import HTTPStatus
@@ -54,6 +71,7 @@ import polars as pl
 from google.rpc.status_pb2 import Status
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
+from ..config import Settings
 from ..storage.errors import StoreUnavailable
 from ..storage.store import SpanStore
 from .otlp import DecodeResult, OTLPDecodeError, decode_json, decode_protobuf
@@ -66,8 +84,17 @@ PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 _CONTENT_TYPES = {PROTOBUF: PROTOBUF, "application/protobuf": PROTOBUF, JSON: JSON}
 # gRPC status codes carried in google.rpc.Status.code.
-_GRPC_CODE = {400: 3, 411: 3, 413: 8, 415: 3, 404: 5, 405: 12, 500: 13, 503: 14}
+_GRPC_CODE = {400: 3, 403: 7, 408: 4, 411: 3, 413: 8, 415: 3, 404: 5, 405: 12, 500: 13,
+              501: 12, 503: 14}
 _READ_STEP = 1 << 20
+# Longest chunk-size line (with extensions) and most trailer lines a chunked body may have.
+_MAX_CHUNK_LINE = 4096
+_MAX_TRAILERS = 64
+_CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")
+_DIGITS = re.compile(r"[0-9]{1,19}")
+_LOOPBACK_NAMES = frozenset(("localhost", "127.0.0.1", "::1"))
+# Pending connections the listening socket queues (Linux caps it at net.core.somaxconn).
+LISTEN_BACKLOG = 1024
 # JSON bodies at least this large are decoded in a worker process.
 POOL_MIN_BYTES = 64 * 1024
 DEFAULT_DECODE_WORKERS = max(1, min(4, os.cpu_count() or 1))
@@ -97,12 +124,16 @@ class Collector:
 
     def __init__(self, store: SpanStore, host: str = "127.0.0.1", port: int = 4281,
                  max_body_bytes: int = 64 * 1024 * 1024,
-                 decode_workers: int = DEFAULT_DECODE_WORKERS) -> None:
+                 decode_workers: int = DEFAULT_DECODE_WORKERS, *,
+                 request_timeout_seconds: float = 10.0,
+                 max_attributes_per_span: int | None = 1000) -> None:
         self.store = store
         self.host = host
         self.requested_port = port
         self.max_body_bytes = max_body_bytes
         self.decode_workers = decode_workers
+        self.request_timeout_seconds = request_timeout_seconds
+        self.max_attributes_per_span = max_attributes_per_span
         self._appender = _GroupAppender(store)
         self._decoders: _Decoders | None = None
         self._decoders_lock = threading.Lock()
@@ -110,6 +141,14 @@ class Collector:
         self._counts_lock = threading.Lock()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+
+    @classmethod
+    def from_settings(cls, store: SpanStore, settings: Settings) -> Collector:
+        """A collector with every limit ``settings`` sets."""
+        return cls(store, host=settings.host, port=settings.port,
+                   max_body_bytes=settings.max_body_bytes,
+                   request_timeout_seconds=settings.request_timeout_seconds,
+                   max_attributes_per_span=settings.max_attributes_per_span)
 
     # ---- lifecycle -----------------------------------------------------------------------
 
@@ -227,7 +266,7 @@ class Collector:
             except _WorkerDied as exc:
                 log.warning("halo_nb collector: %s; decoding in-thread", exc)
         if result is None:
-            result = _decode(body, content_type)
+            result = _decode(body, content_type, self.max_attributes_per_span)
         self._appender.append(result.span_batch())
         return result
 
@@ -236,7 +275,7 @@ class Collector:
             return None
         with self._decoders_lock:
             if self._decoders is None:
-                self._decoders = _Decoders(self.decode_workers)
+                self._decoders = _Decoders(self.decode_workers, self.max_attributes_per_span)
             return self._decoders
 
 
@@ -283,8 +322,9 @@ class _Queued:
     error: Exception | None = None
 
 
-def _decode(body: bytes, content_type: str) -> DecodeResult:
-    return (decode_protobuf if content_type == PROTOBUF else decode_json)(body)
+def _decode(body: bytes, content_type: str, max_attributes: int | None) -> DecodeResult:
+    decode = decode_protobuf if content_type == PROTOBUF else decode_json
+    return decode(body, max_attributes=max_attributes)
 
 
 class _WorkerDied(RuntimeError):
@@ -292,14 +332,15 @@ class _WorkerDied(RuntimeError):
 
 
 _PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
-_WORKER_CODE = "from halo_nb.ingest.server import decoder_main; decoder_main()"
+_WORKER_CODE = "from halo_nb.ingest.server import decoder_main; decoder_main({})"
 
 
 class _Decoders:
     """Decoding worker processes; a request borrows an idle one (waiting when all are
     busy, which is the back-pressure on exporters)."""
 
-    def __init__(self, count: int) -> None:
+    def __init__(self, count: int, max_attributes: int | None) -> None:
+        self._code = _WORKER_CODE.format(int(max_attributes or 0))
         self._idle: queue.Queue[subprocess.Popen[bytes]] = queue.Queue()
         self._workers: set[subprocess.Popen[bytes]] = set()
         self._lock = threading.Lock()
@@ -314,7 +355,7 @@ class _Decoders:
         # A worker decodes one request at a time: Polars' thread pool would only spin
         # on the cores the other workers and the kernel need.
         env["POLARS_MAX_THREADS"] = "1"
-        worker = subprocess.Popen([sys.executable, "-c", _WORKER_CODE], env=env,
+        worker = subprocess.Popen([sys.executable, "-c", self._code], env=env,
                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         with self._lock:
             self._workers.add(worker)
@@ -387,7 +428,7 @@ def _read_message(stream: Any) -> bytes:
     return data
 
 
-def decoder_main() -> None:
+def decoder_main(max_attributes: int = 0) -> None:
     """A decoding worker: reads length-prefixed requests (b"p" or b"j" then the body) from
     stdin until it closes; answers each with a pickled reply on the original stdout."""
     replies = os.fdopen(os.dup(1), "wb")
@@ -404,7 +445,7 @@ def decoder_main() -> None:
         else:
             content_type = JSON if payload[:1] == b"j" else PROTOBUF
             try:
-                result = _decode(payload[1:], content_type)
+                result = _decode(payload[1:], content_type, max_attributes or None)
                 # Polars' own binary form: same Polars on both sides, cheapest to read back.
                 reply = ("ok", result.frame.serialize(), result.rejected, result.errors)
             except OTLPDecodeError as exc:
@@ -418,6 +459,7 @@ def decoder_main() -> None:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = LISTEN_BACKLOG
     collector: Collector
 
     def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
@@ -443,6 +485,54 @@ class _Server(ThreadingHTTPServer):
                 pass
 
 
+class _DeadlinePassed(Exception):
+    """A request did not arrive in time (deliberately not a TimeoutError, which
+    BaseHTTPRequestHandler swallows without answering)."""
+
+
+class _DeadlineReader(io.RawIOBase):
+    """A connection's reads, each bounded by the current request's deadline.
+
+    Between requests a read waits up to ``idle_timeout`` (keep-alive). The first bytes of a
+    request start its clock: every later read waits only for what is left of
+    ``request_timeout``, so a client that trickles a byte at a time, or announces more
+    body than it sends, is cut off at the deadline rather than after each read's timeout.
+    """
+
+    def __init__(self, sock: socket.socket, idle_timeout: float, request_timeout: float) -> None:
+        super().__init__()
+        self._sock = sock
+        self._idle_timeout = idle_timeout
+        self._request_timeout = request_timeout
+        self._deadline: float | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def next_request(self) -> None:
+        """The connection now waits for a new request: the idle timeout applies again."""
+        self._deadline = None
+
+    def readinto(self, buffer: Any) -> int:
+        deadline = self._deadline
+        if deadline is None:
+            self._sock.settimeout(self._idle_timeout)
+        else:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise _DeadlinePassed
+            self._sock.settimeout(left)
+        try:
+            received = self._sock.recv_into(buffer)
+        except TimeoutError:
+            if deadline is None:
+                raise  # an idle keep-alive connection: closed quietly
+            raise _DeadlinePassed from None
+        if deadline is None and received:
+            self._deadline = time.monotonic() + self._request_timeout
+        return received
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "halo_nb"
@@ -452,7 +542,27 @@ class _Handler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
+        self.rfile.close()  # the plain reader: reads go through the deadline instead
+        self._reader = _DeadlineReader(self.connection, self.timeout,
+                                       self.server.collector.request_timeout_seconds)
+        self.rfile = io.BufferedReader(self._reader, 64 * 1024)
         self.server.track(self.connection, True)
+
+    def handle_one_request(self) -> None:
+        self._reader.next_request()
+        # What an answer needs if the request line itself never arrives whole.
+        self.requestline, self.request_version, self.command = "", self.protocol_version, None
+        try:
+            super().handle_one_request()
+        except _DeadlinePassed:
+            self._too_slow()
+
+    def _too_slow(self) -> None:
+        self.close_connection = True
+        self.server.collector._count(accepted=False)
+        timeout = self.server.collector.request_timeout_seconds
+        self._send_status(408, f"the request did not arrive within {timeout:g} s "
+                               "(request_timeout_seconds)", self._response_type())
 
     def finish(self) -> None:
         self.server.track(self.connection, False)
@@ -465,11 +575,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         collector = self.server.collector
-        response_type = JSON if self._media_type() == JSON else PROTOBUF
+        response_type = self._response_type()
         body_read = False
         try:
+            self._check_host()
             if self.path.split("?", 1)[0] != TRACES_PATH:
-                raise _Reject(404, f"no such path {self.path!r}; OTLP traces go to {TRACES_PATH}")
+                raise _Reject(404, f"no such path {_cut(self.path)!r}; OTLP traces go to "
+                                   f"{TRACES_PATH}")
             content_type = self._content_type()
             body = self._read_body(collector.max_body_bytes)
             body_read = True
@@ -500,11 +612,16 @@ class _Handler(BaseHTTPRequestHandler):
         path = self.path.split("?", 1)[0]
         self.close_connection = True
         self.server.collector._count(accepted=False)
+        try:
+            self._check_host()
+        except _Reject as reject:
+            self._send_status(reject.status, reject.message, PROTOBUF)
+            return
         if path == TRACES_PATH:
             self._send_status(405, f"method {self.command} not allowed on {TRACES_PATH}; "
                                    "use POST", PROTOBUF, extra={"Allow": "POST"})
         else:
-            self._send_status(404, f"no such path {self.path!r}; OTLP traces go to "
+            self._send_status(404, f"no such path {_cut(self.path)!r}; OTLP traces go to "
                                    f"POST {TRACES_PATH}", PROTOBUF)
 
     do_GET = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _other_method
@@ -513,6 +630,39 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _media_type(self) -> str:
         return (self.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
+
+    def _response_type(self) -> str:
+        headers = getattr(self, "headers", None)  # absent when the headers never arrived
+        return JSON if headers is not None and self._media_type() == JSON else PROTOBUF
+
+    def _check_host(self) -> None:
+        """Refuse requests addressed to a name other than this collector's (DNS rebinding:
+        a page whose name now resolves to 127.0.0.1 still sends that name)."""
+        values = self.headers.get_all("Host") or []
+        if len(values) != 1:
+            raise _Reject(400, f"a request needs exactly one Host header, got {len(values)}")
+        name = _host_name(values[0])
+        if name is None or not self._host_allowed(name):
+            configured = self.server.collector.host
+            raise _Reject(403, f"Host {_cut(values[0])!r} is not allowed: the collector "
+                               "answers requests addressed to localhost, 127.0.0.1, [::1] or "
+                               f"{configured!r} (its host setting), so a web page cannot "
+                               "post spans to it through DNS rebinding")
+
+    def _host_allowed(self, name: str) -> bool:
+        configured = self.server.collector.host.strip().lower().strip("[]").removesuffix(".")
+        if name in _LOOPBACK_NAMES or name == configured:
+            return True
+        try:
+            address = ipaddress.ip_address(name)
+            local = ipaddress.ip_address(self.connection.getsockname()[0])
+        except ValueError:
+            return False
+        if isinstance(local, ipaddress.IPv6Address) and local.ipv4_mapped is not None:
+            local = local.ipv4_mapped
+        # An address literal names no DNS entry to rebind: the loopback range, or the
+        # address the client reached this socket at.
+        return address.is_loopback or address == local
 
     def _content_type(self) -> str:
         media = self._media_type()
@@ -525,51 +675,89 @@ class _Handler(BaseHTTPRequestHandler):
     def _read_body(self, limit: int) -> bytes:
         encoding = (self.headers.get("Content-Encoding") or "identity").strip().lower()
         if encoding not in ("identity", "gzip"):
-            raise _Reject(415, f"unsupported Content-Encoding {encoding!r}; send gzip or none")
-        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
-            raw = self._read_chunked(limit)
-        else:
-            raw = self._read_sized(limit)
+            raise _Reject(415, f"unsupported Content-Encoding {_cut(encoding)!r}; send gzip "
+                               "or none")
+        lengths = self.headers.get_all("Content-Length") or []
+        codings = [c.strip().lower() for value in self.headers.get_all("Transfer-Encoding") or []
+                   for c in value.split(",")]
+        if len(lengths) > 1:
+            raise _Reject(400, f"{len(lengths)} Content-Length headers; send one")
+        if codings and lengths:
+            raise _Reject(400, "both Content-Length and Transfer-Encoding; send one of them")
+        if codings and codings != ["chunked"]:
+            raise _Reject(501, f"unsupported Transfer-Encoding {_cut(', '.join(codings))!r}; "
+                               "send chunked or a Content-Length")
+        try:
+            raw = self._read_chunked(limit) if codings else self._read_sized(lengths, limit)
+        except _DeadlinePassed:
+            timeout = self.server.collector.request_timeout_seconds
+            raise _Reject(408, f"the body did not arrive within {timeout:g} s of the "
+                               "request's start (request_timeout_seconds)") from None
         if encoding == "gzip":
             return _gunzip(raw, limit)
         return raw
 
-    def _read_sized(self, limit: int) -> bytes:
-        length_header = self.headers.get("Content-Length")
-        if length_header is None:
+    def _read_sized(self, lengths: list[str], limit: int) -> bytes:
+        if not lengths:
             raise _Reject(411, "Content-Length or chunked Transfer-Encoding is required")
-        try:
-            length = int(length_header)
-            if length < 0:
-                raise ValueError
-        except ValueError:
-            raise _Reject(400, f"invalid Content-Length {length_header!r}") from None
+        text = lengths[0].strip()
+        if not _DIGITS.fullmatch(text):
+            raise _Reject(400, f"invalid Content-Length {_cut(lengths[0])!r}")
+        length = int(text)
         if length > limit:
             raise _Reject(413, f"body of {length} bytes exceeds the limit of {limit} bytes "
                                "(max_body_bytes)")
-        body = self.rfile.read(length)
-        if len(body) != length:
-            raise _Reject(400, f"body ended after {len(body)} of {length} bytes")
-        return body
+        return self._read_exactly(length)
+
+    def _read_exactly(self, length: int) -> bytes:
+        """``length`` bytes, read in steps: memory grows with what arrives, not with what
+        the header announced."""
+        pieces: list[bytes] = []
+        left = length
+        while left:
+            piece = self.rfile.read(min(left, _READ_STEP))
+            if not piece:
+                raise _Reject(400, f"body ended after {length - left} of {length} bytes")
+            pieces.append(piece)
+            left -= len(piece)
+        return b"".join(pieces)
+
+    def _read_line(self, what: str) -> bytes:
+        line = self.rfile.readline(_MAX_CHUNK_LINE + 1)
+        if not line.endswith(b"\n"):
+            if len(line) > _MAX_CHUNK_LINE:
+                raise _Reject(400, f"{what} longer than {_MAX_CHUNK_LINE} bytes")
+            raise _Reject(400, f"body ended inside a {what}")
+        return line
 
     def _read_chunked(self, limit: int) -> bytes:
-        parts: list[bytes] = []
-        size = 0
+        """A chunked body (RFC 9112 section 7.1): strict sizes, never more than ``limit``
+        bytes of data, nor more than ``limit`` bytes of framing around them."""
+        pieces: list[bytes] = []
+        size = framing = 0
         while True:
-            line = self.rfile.readline(1024)
-            try:
-                chunk = int(line.split(b";", 1)[0].strip(), 16)
-            except ValueError:
-                raise _Reject(400, f"malformed chunk header {line[:40]!r}") from None
+            line = self._read_line("chunk-size line")
+            framing += len(line) + 2
+            digits = line.split(b";", 1)[0].strip(b" \t\r\n")
+            if not _CHUNK_SIZE.fullmatch(digits):
+                raise _Reject(400, f"malformed chunk size {_cut(repr(line))}; expected hex "
+                                   "digits")
+            chunk = int(digits, 16)
             if chunk == 0:
-                while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
-                    pass
-                return b"".join(parts)
+                break
             size += chunk
             if size > limit:
                 raise _Reject(413, f"body exceeds the limit of {limit} bytes (max_body_bytes)")
-            parts.append(self.rfile.read(chunk))
-            self.rfile.readline(3)
+            if framing > limit:
+                raise _Reject(413, f"chunk framing exceeds {limit} bytes (max_body_bytes); "
+                                   "send larger chunks")
+            pieces.append(self._read_exactly(chunk))
+            if self.rfile.read(2) != b"\r\n":
+                raise _Reject(400, "a chunk's data is not followed by CRLF")
+        for _ in range(_MAX_TRAILERS):
+            if self._read_line("trailer line") in (b"\r\n", b"\n"):
+                return b"".join(pieces)
+        raise _Reject(400, f"more than {_MAX_TRAILERS} trailer lines")
 
     # ---- responses -----------------------------------------------------------------------
 
@@ -599,6 +787,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send(self, status: int, content_type: str, body: bytes,
               extra: dict[str, str] | None = None) -> None:
+        self.connection.settimeout(self.timeout)  # reads may have left it near zero
         try:
             self.send_response(status, HTTPStatus(status).phrase)
             self.send_header("Content-Type", content_type)
@@ -610,8 +799,32 @@ class _Handler(BaseHTTPRequestHandler):
             self.end_headers()
             if self.command != "HEAD":
                 self.wfile.write(body)
-        except (BrokenPipeError, ConnectionResetError):
+        except OSError:  # the client is gone (reset, broken pipe, or not reading)
             self.close_connection = True
+
+
+def _host_name(value: str) -> str | None:
+    """The name in a Host header value (lower case, port and IPv6 brackets removed), or
+    None when it is malformed."""
+    value = value.strip().lower()
+    if value.startswith("["):
+        name, bracket, port = value[1:].partition("]")
+        if not bracket or (port and not (port[0] == ":" and _is_port(port[1:]))):
+            return None
+    else:
+        name, colon, port = value.partition(":")
+        if colon and not _is_port(port):
+            return None
+    return name.removesuffix(".") or None
+
+
+def _is_port(text: str) -> bool:
+    return text.isascii() and text.isdigit() and len(text) <= 5
+
+
+def _cut(text: str, size: int = 100) -> str:
+    """``text`` cut short for a message: a hostile header never comes back whole."""
+    return text if len(text) <= size else text[:size] + "..."
 
 
 def _gunzip(raw: bytes, limit: int) -> bytes:

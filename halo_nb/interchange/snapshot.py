@@ -16,6 +16,13 @@ reaches the store. The checksum covers the payload in RFC 8785 canonical form
 a teammate's machine whatever is installed there, and after any tool re-serialises it.
 Files written before that carry a ``sha256:`` checksum over the payload as orjson wrote
 it with sorted keys; they are verified that way.
+
+Files are handled as a hostile user might hand them over: export writes only to a
+regular file (or a new one), never through a device, FIFO or directory; import reads only
+a regular file no larger than ``max_snapshot_bytes`` (checked before reading, so a FIFO
+cannot hang it and ``/dev/zero`` cannot exhaust memory); and a snapshot holding spans the
+store already has under the same ids but with other content is a conflict that imports
+nothing, rather than being silently skipped as a repeat.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ import hashlib
 import json
 import os
 import re
+import stat
 import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -35,6 +43,7 @@ import orjson
 import polars as pl
 
 from ..ingest.otlp import OTLPDecodeError, decode_json
+from ..schema import SPAN_COLUMNS
 from ..storage.store import UnknownTraceError
 from ..storage.traces_summary import summarise_traces
 from .canonical_json import canonical_json
@@ -70,6 +79,16 @@ class SnapshotVersionError(SnapshotError):
 
 class SnapshotChecksumError(SnapshotError):
     """The payload does not match the checksum written with it (the file was altered)."""
+
+
+class SnapshotFileError(SnapshotError):
+    """The path is not a regular file (a directory, FIFO or device), or is larger than
+    ``max_snapshot_bytes``."""
+
+
+class SnapshotConflictError(SnapshotError):
+    """The snapshot holds spans the store already has, under the same ids, with other
+    content; nothing was imported."""
 
 
 @dataclass(frozen=True)
@@ -123,6 +142,7 @@ def export_snapshot(store: SpanStore, traces: Any, path: Path | str, *,
     traces are exported, never parts of one. The file is written atomically.
     """
     path = Path(path)
+    _check_export_target(path)
     spans = store.spans()
     trace_ids = _select_traces(spans, traces)
     order = {trace_id: n for n, trace_id in enumerate(trace_ids)}
@@ -215,6 +235,25 @@ def _findings_for(spans: pl.DataFrame) -> list[dict[str, Any]]:
     return orjson.loads(result.findings.write_json())
 
 
+def _check_export_target(path: Path) -> None:
+    """Refuse to replace anything but a regular file: renaming the new file over a device
+    node such as /dev/full, a FIFO or a directory would destroy it, not write to it."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return  # a new file (or a dangling link, which the new file replaces)
+    if not stat.S_ISREG(mode):
+        raise SnapshotFileError(f"{path}: is {_file_kind(mode)}, not a regular file; a "
+                                "snapshot is written only to a regular file")
+
+
+def _file_kind(mode: int) -> str:
+    kinds = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+             (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+             (stat.S_ISSOCK, "a socket"))
+    return next((name for test, name in kinds if test(mode)), "not a regular file")
+
+
 def _write_atomically(path: Path, envelope: Mapping[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -274,11 +313,12 @@ def _halo_version() -> str:
 # ---- import ------------------------------------------------------------------------------
 
 
-def read_snapshot(path: Path | str) -> Snapshot:
+def read_snapshot(path: Path | str, max_bytes: int | None = None) -> Snapshot:
     """Read and verify a snapshot file (format, version, fields, checksums) without
-    decoding its spans. Raises a ``SnapshotError`` subclass naming the problem."""
+    decoding its spans. Raises a ``SnapshotError`` subclass naming the problem.
+    ``max_bytes`` defaults to the ``max_snapshot_bytes`` setting."""
     path = Path(path)
-    raw = path.read_bytes()
+    raw = _read_regular_file(path, max_bytes)
     if not raw.strip():
         raise SnapshotTruncatedError(f"{path}: the file is empty")
     try:
@@ -303,7 +343,12 @@ def read_snapshot(path: Path | str) -> Snapshot:
     if missing:
         raise SnapshotCorruptError(f"{path}: missing field(s): {', '.join(missing)}")
     _check_envelope_types(path, envelope)
-    if not _verifies(envelope["payload"], envelope["checksum"]):
+    try:
+        payload_verifies = _verifies(envelope["payload"], envelope["checksum"])
+    except RecursionError:  # the payload nests past what canonical JSON walks
+        raise SnapshotCorruptError(f"{path}: the payload is nested too deeply to be spans"
+                                   ) from None
+    if not payload_verifies:
         raise SnapshotChecksumError(
             f"{path}: checksum mismatch: the file says {envelope['checksum']}, its payload "
             f"hashes to {checksum(envelope['payload'])}; the spans were altered after export")
@@ -315,6 +360,35 @@ def read_snapshot(path: Path | str) -> Snapshot:
             raise SnapshotChecksumError(
                 f"{path}: findings checksum mismatch; the findings were altered after export")
     return Snapshot(path, envelope, envelope["payload"], findings)
+
+
+def _read_regular_file(path: Path, max_bytes: int | None) -> bytes:
+    """The bytes of ``path`` if it is a regular file of at most ``max_bytes``; the check
+    comes before any read (opened non-blocking, so a FIFO cannot hang it)."""
+    if max_bytes is None:
+        from .. import runtime
+
+        max_bytes = runtime.settings().max_snapshot_bytes
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise SnapshotFileError(f"{path}: is {_file_kind(info.st_mode)}, not a regular "
+                                    "file; a snapshot is read only from a regular file")
+        if info.st_size > max_bytes:
+            raise _too_large(path, str(info.st_size), max_bytes)
+        with open(fd, "rb", closefd=False) as fh:
+            raw = fh.read(max_bytes + 1)  # a file still growing stops at the limit too
+    finally:
+        os.close(fd)
+    if len(raw) > max_bytes:
+        raise _too_large(path, f"more than {max_bytes}", max_bytes)
+    return raw
+
+
+def _too_large(path: Path, size: str, max_bytes: int) -> SnapshotFileError:
+    return SnapshotFileError(f"{path}: {size} bytes is larger than the limit of {max_bytes} "
+                             "bytes (max_snapshot_bytes); raise the setting to import it")
 
 
 def _parse_slowly(path: Path, raw: bytes) -> Any:
@@ -335,6 +409,9 @@ def _parse_slowly(path: Path, raw: bytes) -> Any:
         if _ends_early(text, exc):
             raise SnapshotTruncatedError(cut_off) from None
         raise SnapshotCorruptError(f"{path}: not valid JSON: {exc}") from None
+    except RecursionError:
+        raise SnapshotCorruptError(f"{path}: the JSON is nested too deeply to be a snapshot"
+                                   ) from None
 
 
 def _ends_early(text: str, exc: json.JSONDecodeError) -> bool:
@@ -385,6 +462,7 @@ def import_snapshot(store: SpanStore, path: Path | str) -> ImportResult:
     snapshot = read_snapshot(path)
     origin = snapshot.path.name
     frame = decode_snapshot(snapshot, origin=origin)
+    _refuse_conflicts(store, frame, snapshot.path)
     added = store.append(frame)
     envelope = snapshot.envelope
     findings = snapshot.findings
@@ -398,3 +476,36 @@ def import_snapshot(store: SpanStore, path: Path | str) -> ImportResult:
         halo_nb_version=envelope.get("halo_nb_version"),
         findings=pl.DataFrame(findings, infer_schema_length=None) if findings else None,
     )
+
+
+# Compared when a snapshot's span is already stored: everything but where it came from.
+_CONTENT_COLUMNS = [c for c in SPAN_COLUMNS if c not in ("trace_id", "span_id", "origin")]
+# Up to this many stored traces are fetched one by one; more, as one filter of the store.
+_TRACES_FETCHED_SINGLY = 64
+
+
+def _refuse_conflicts(store: SpanStore, frame: pl.DataFrame, path: Path) -> None:
+    """Raise ``SnapshotConflictError`` when a span of ``frame`` is stored under the same
+    (trace id, span id) with other content: importing would keep one of the two
+    silently."""
+    known = sorted(set(store.trace_ids()).intersection(frame.get_column("trace_id").to_list()))
+    if not known:
+        return
+    if len(known) <= _TRACES_FETCHED_SINGLY:
+        stored = pl.concat([store.spans(trace_id) for trace_id in known])
+    else:
+        stored = store.spans().filter(pl.col("trace_id").is_in(known))
+    both = frame.join(stored, on=["trace_id", "span_id"], how="inner", suffix="_stored")
+    differs = {column: ~both.get_column(column).eq_missing(both.get_column(f"{column}_stored"))
+               for column in _CONTENT_COLUMNS}
+    changed = pl.Series([False] * both.height, dtype=pl.Boolean)
+    for mask in differs.values():
+        changed = changed | mask
+    if not changed.any():
+        return
+    traces = both.filter(changed).get_column("trace_id").unique(maintain_order=True).to_list()
+    columns = [column for column, mask in differs.items() if mask.any()]
+    shown = ", ".join(traces[:5]) + (f" and {len(traces) - 5} more" if len(traces) > 5 else "")
+    raise SnapshotConflictError(
+        f"{path}: {int(changed.sum())} span(s) of trace(s) {shown} are already stored with "
+        f"different content ({', '.join(columns)}); nothing was imported")
