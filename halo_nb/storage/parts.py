@@ -34,6 +34,11 @@ PART_MAX_ROWS = 200_000
 _NAME = re.compile(r"^part-(\d+)-\d+-[0-9a-f]+(?:-(\d+)r-(\d+)a)?(?:-hot)?\.parquet$")
 
 
+class PartWriteError(OSError):
+    """Writing a part failed (Polars reports a full disk as a ComputeError; callers
+    handle every write failure as the OSError it is)."""
+
+
 class PartVerifyError(OSError):
     """A part just written did not read back as the spans written into it."""
 
@@ -96,11 +101,14 @@ class PartFolder:
         final = self.path / name
         temp = self.path / f".{name}.tmp"
         try:
-            if hot:
-                frame.write_parquet(temp, compression="uncompressed", statistics=False)
-            else:
-                frame.write_parquet(temp, compression="zstd", compression_level=1,
-                                    statistics=False)
+            try:
+                if hot:
+                    frame.write_parquet(temp, compression="uncompressed", statistics=False)
+                else:
+                    frame.write_parquet(temp, compression="zstd", compression_level=1,
+                                        statistics=False)
+            except pl.exceptions.PolarsError as exc:
+                raise PartWriteError(f"cannot write {name}: {exc}") from exc
             with temp.open("rb") as fh:
                 os.fsync(fh.fileno())
                 _drop_cached_pages(fh.fileno())
@@ -152,7 +160,10 @@ def remove(path: Path) -> None:
 
 
 def _verify(part: Path, frame: pl.DataFrame) -> None:
-    back = pl.read_parquet(part)
+    try:
+        back = pl.read_parquet(part)
+    except pl.exceptions.PolarsError as exc:
+        raise PartVerifyError(f"{part.name} does not read back: {exc}") from exc
     if back.height != frame.height or not (
             back["span_id"].equals(frame["span_id"])
             and back["trace_id"].equals(frame["trace_id"])):
