@@ -22,6 +22,8 @@ from .schema import SPAN_SCHEMA
 from .storage.parts import PART_GLOB
 
 PARQUET, SNAPSHOT = "parquet", "snapshot"
+# Snapshot bytes per span, on the low side (OTLP JSON without content), for estimates.
+SNAPSHOT_BYTES_PER_SPAN = 500
 _GLOB_CHARS = frozenset("*?[")
 
 
@@ -41,6 +43,19 @@ class SourcePiece:
             fs, path = _filesystem(self.path)
             return int(fs.size(path))
         return Path(self.path).stat().st_size
+
+    def span_estimate(self) -> int:
+        """How many spans the piece holds: a part's row count from its footer; for a
+        snapshot, from its size (SNAPSHOT_BYTES_PER_SPAN: more rather than fewer)."""
+        if self.kind == SNAPSHOT:
+            return max(1, self.size_bytes() // SNAPSHOT_BYTES_PER_SPAN)
+        import pyarrow.parquet as pq
+
+        if not self.is_url:
+            return pq.ParquetFile(self.path).metadata.num_rows
+        fs, path = _filesystem(self.path)
+        with fs.open(path, "rb") as handle:
+            return pq.ParquetFile(handle).metadata.num_rows
 
 
 SourceLike = str | Path | Sequence[str | Path]

@@ -11,8 +11,8 @@ Stages (tasks.py runs each on the workers; only small values come back here):
     driver: engine.reduce_traces — clusters, prevalence, lift, hypotheses, narratives
 
 A worker holds one piece or one bucket at a time: the bucket count follows the corpus'
-bytes (``partition_bytes`` of source files per bucket), so memory per worker stays
-bounded whatever the corpus size. Spans whose (trace id, span id) repeats keep the first
+span count (``partition_spans`` per bucket), so memory per worker stays bounded whatever
+the corpus size. Spans whose (trace id, span id) repeats keep the first
 copy in source order, as when the sources are read into one frame.
 """
 
@@ -45,23 +45,22 @@ from .tasks import (
     split_piece,
 )
 
-# Source bytes per trace bucket: ~55k spans of zstd Parquet parts (fewer of hot parts or
-# snapshots), a few hundred MB at the peak of a worker's task.
-PARTITION_BYTES = 16 * 2**20
+# Spans per trace bucket: a few hundred MB at the peak of a worker's task.
+PARTITION_SPANS = 50_000
 
 
 def analyze_sources(source: SourceLike, settings: Settings, *,
                     outcomes: Mapping[str, str] | None = None,
                     trace_ids: Sequence[str] | None = None, address: str | None = None,
                     workers: int | None = None, scratch: str | Path | None = None,
-                    partition_bytes: int = PARTITION_BYTES,
+                    partition_spans: int = PARTITION_SPANS,
                     partitions: int | None = None) -> AnalysisResult:
     """Analyse every span of ``source`` (storage folders, Parquet parts, snapshot files,
     globs or fsspec URLs; see halo_nb.sources) on the Dask scheduler at ``address``, or
     on a local cluster of ``workers`` processes. ``scratch`` is a folder every worker can
     read and write (default: a temporary folder, right for a local cluster); the shuffle
     files go into a folder of their own in it, removed at the end. ``partitions`` fixes
-    the number of trace buckets (default: from the source bytes)."""
+    the number of trace buckets (default: from the spans the pieces hold)."""
     started = time.perf_counter()
     pieces = expand_sources(source)
     given = dict(outcomes or {})
@@ -69,8 +68,8 @@ def analyze_sources(source: SourceLike, settings: Settings, *,
     with dask_client(address, workers) as client, _scratch(scratch) as folder:
         timings["cluster_s"] = time.perf_counter() - started
         slots = worker_count(client)
-        size = sum(piece.size_bytes() for piece in pieces)
-        buckets = partitions or max(2 * slots, math.ceil(size / partition_bytes))
+        spans = sum(piece.span_estimate() for piece in pieces)
+        buckets = partitions or max(2 * slots, math.ceil(spans / partition_spans))
         label_buckets = min(buckets, 2 * slots)
 
         tick = time.perf_counter()
