@@ -138,7 +138,7 @@ def test_the_write_ahead_log_loads_up_to_a_torn_tail(tmp_path: Path) -> None:
     assert segments and not part_files(folder)  # acknowledged: in the log, not in a part yet
     # A kill -9 in the middle of the next write leaves half a record behind.
     with segments[-1].open("ab") as fh:
-        fh.write(b"\x40\x00\x00\x00\x00\x00\x00\x00\x01\x02\x03\x04partial")
+        fh.write(b"HWAL\x00\x10\x00\x00\x00\x00\x00\x00partial")
     # What a restart sees, without this store closing (it still runs, as a killed one would
     # have been).
     assert len(on_disk_span_ids(folder)) == 50

@@ -7,9 +7,11 @@ merges and rewrites of hundreds of tiny parts).
 Group commit: appends queue their entries (in version order, under the store's lock);
 whoever takes the write lock writes every queued entry with one write and one fsync,
 so concurrent appends share it. A segment is deleted once the parts written cover every
-version it holds. A record is ``<length><crc32>`` followed by an Arrow IPC stream; at
-start the records of every segment are read up to the first incomplete or damaged one
-(a write that did not finish was never acknowledged).
+version it holds. A record is a magic number and its length followed by an Arrow IPC
+stream; at start the records of every segment are read up to the first incomplete or
+unreadable one (a write that did not finish was never acknowledged; what an fsync
+acknowledged is intact, so records carry no checksum: computing one cost 2.4 us a span,
+as much as serialising it).
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ import logging
 import os
 import struct
 import threading
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -31,7 +32,8 @@ from .parts import remove
 log = logging.getLogger(__name__)
 
 SEGMENT_GLOB = "wal-*.arrows"
-_HEADER = struct.Struct("<QI")
+_MAGIC = b"HWAL"
+_HEADER = struct.Struct("<4sQ")
 # Serialising a request's table on Arrow's thread pool cost more than it saved.
 _IPC_OPTIONS = pa.ipc.IpcWriteOptions(use_threads=False)
 
@@ -166,13 +168,12 @@ def recover(folder: Path) -> tuple[list[pa.Table], list[Path], int]:
         data = path.read_bytes()
         offset = 0
         while offset + _HEADER.size <= len(data):
-            length, checksum = _HEADER.unpack_from(data, offset)
+            magic, length = _HEADER.unpack_from(data, offset)
             start, end = offset + _HEADER.size, offset + _HEADER.size + length
-            payload = data[start:end]
-            if end > len(data) or zlib.crc32(payload) != checksum:
+            if magic != _MAGIC or end > len(data):
                 break
             try:
-                tables.append(pa.ipc.open_stream(payload).read_all())
+                tables.append(pa.ipc.open_stream(data[start:end]).read_all())
             except pa.ArrowException:
                 break
             offset = end
@@ -190,4 +191,4 @@ def _record(spans: pa.Table | pl.DataFrame) -> tuple[bytes, memoryview]:
     with pa.ipc.new_stream(sink, table.schema, options=_IPC_OPTIONS) as writer:
         writer.write_table(table)
     payload = memoryview(sink.getvalue())
-    return _HEADER.pack(len(payload), zlib.crc32(payload)), payload
+    return _HEADER.pack(_MAGIC, len(payload)), payload
