@@ -16,7 +16,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 VENV="${HALO_VENV:-.venv}"
-EXTRAS="${HALO_EXTRAS:-model,examples,test}"
+EXTRAS="${HALO_EXTRAS:-model,examples,test,distributed}"
 log() { printf '\n== %s\n' "$*"; }
 
 if ! command -v chromium >/dev/null 2>&1 && [ "${HALO_SKIP_SYSTEM:-0}" != 1 ]; then

@@ -9,7 +9,9 @@
 # Tiers (pytest markers, registered in pyproject.toml):
 #   fast     unit and integration tests: no marker below (under a minute on 2 cores)
 #   fault    real processes killed, disks filled, hostile requests   (-m fault)
-#   live     third-party instrumentation libraries and exporters, run live   (-m live)
+#   live     third-party instrumentation libraries and exporters, run live   (-m live;
+#            scripts/install_frameworks.sh installs them into .venv-frameworks first)
+#   distributed  the analysis on a local Dask cluster of worker processes   (-m distributed)
 #   model    the real local GGUF model: sample agent, narratives, notebooks  (-m model)
 #   browser  a real JupyterLab in Debian's Chromium via Playwright   (-m browser)
 #   latest   the fast tier again in .venv-latest, on the newest versions pyproject.toml
@@ -17,12 +19,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-ALL_TIERS=(fast fault live model browser latest)
+ALL_TIERS=(fast fault live distributed model browser latest)
 tiers=()
 while [ $# -gt 0 ]; do
     case "$1" in
         --) shift; break ;;
-        fast|fault|live|model|browser|latest) tiers+=("$1"); shift ;;
+        fast|fault|live|distributed|model|browser|latest) tiers+=("$1"); shift ;;
         *) break ;;
     esac
 done
@@ -31,7 +33,7 @@ done
 bash scripts/install.sh
 .venv/bin/python -m ruff check .
 
-FAST='not (fault or live or model or browser)'
+FAST='not (fault or live or distributed or model or browser)'
 run_tier() {  # tier python marker-expression [pytest args...]
     local tier="$1" python="$2" expr="$3"
     shift 3
@@ -48,6 +50,9 @@ run_tier() {  # tier python marker-expression [pytest args...]
 for tier in "${tiers[@]}"; do
     case "$tier" in
         fast) run_tier fast .venv/bin/python "$FAST" "$@" ;;
+        live)
+            bash scripts/install_frameworks.sh
+            run_tier live .venv/bin/python live "$@" ;;
         latest)
             HALO_VENV=.venv-latest HALO_LATEST=1 HALO_EXTRAS=test HALO_SKIP_SYSTEM=1 \
                 bash scripts/install.sh
