@@ -69,6 +69,17 @@ class Settings:
     def replace(self, **changes: Any) -> Settings:
         return load_settings(base=self, **changes)
 
+    def differs(self, other: Settings, names: tuple[str, ...]) -> bool:
+        """Whether any of the settings ``names`` has another value in ``other``."""
+        return any(getattr(self, name) != getattr(other, name) for name in names)
+
+
+# Settings a running part reads only when it starts: changing one restarts that part.
+STORE_SETTINGS = ("storage_path", "persist", "max_retention_days", "durability",
+                  "max_store_bytes")
+COLLECTOR_SETTINGS = ("host", "port", "max_body_bytes", "request_timeout_seconds",
+                      "max_attributes_per_span")
+
 
 def store_memory_ceiling(settings: Settings) -> int:
     """``max_store_bytes`` in bytes, with 0 resolved to half of physical memory."""

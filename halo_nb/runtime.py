@@ -13,7 +13,13 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from . import exit_hooks
-from .config import Settings, load_settings, store_memory_ceiling
+from .config import (
+    COLLECTOR_SETTINGS,
+    STORE_SETTINGS,
+    Settings,
+    load_settings,
+    store_memory_ceiling,
+)
 
 if TYPE_CHECKING:
     from .ingest.server import Collector
@@ -43,12 +49,8 @@ def configure(**overrides: Any) -> Settings:
     with _lock:
         old = settings()
         new = old.replace(**overrides)
-        storage_keys = ("storage_path", "persist", "max_retention_days", "durability",
-                        "max_store_bytes")
-        storage_changed = any(getattr(new, k) != getattr(old, k) for k in storage_keys)
-        collector_keys = ("host", "port", "max_body_bytes", "request_timeout_seconds",
-                          "max_attributes_per_span")
-        if storage_changed or any(getattr(new, k) != getattr(old, k) for k in collector_keys):
+        storage_changed = new.differs(old, STORE_SETTINGS)
+        if storage_changed or new.differs(old, COLLECTOR_SETTINGS):
             stop()
         if storage_changed and _store is not None:
             _store.close()

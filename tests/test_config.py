@@ -291,3 +291,17 @@ def test_runtime_reads_the_working_directorys_file(tmp_path: Path,
         assert settings.model == "none"
     finally:
         runtime.reset()
+
+
+def test_every_setting_a_running_part_reads_at_start_restarts_it():
+    """Each setting is in at most one restart group, and the groups name real settings."""
+    from dataclasses import fields
+
+    from halo_nb.config import COLLECTOR_SETTINGS, STORE_SETTINGS, Settings
+
+    names = {f.name for f in fields(Settings)}
+    assert set(STORE_SETTINGS) <= names and set(COLLECTOR_SETTINGS) <= names
+    assert not set(STORE_SETTINGS) & set(COLLECTOR_SETTINGS)
+    base = Settings()
+    assert base.replace(durability="sync").differs(base, STORE_SETTINGS)
+    assert not base.replace(analysis_depth=5).differs(base, STORE_SETTINGS + COLLECTOR_SETTINGS)
