@@ -63,7 +63,7 @@ ENGINES = ("local", "dask")
 
 def analyze(trace_ids: Any = None, *, outcomes: Mapping[str, str] | None = None,
             source: Any = None, engine: str = "local", address: str | None = None,
-            workers: int | None = None, **overrides: Any) -> Any:
+            workers: int | None = None, scratch: str | None = None, **overrides: Any) -> Any:
     """Run the RLM engine over the stored traces (or a subset); returns an AnalysisResult
     with ``findings``, ``clusters``, ``hypotheses`` and ``blame`` frames. ``outcomes`` maps
     trace ids to what you know of them ("failed" / "succeeded"); ``overrides`` are settings
@@ -73,13 +73,15 @@ def analyze(trace_ids: Any = None, *, outcomes: Mapping[str, str] | None = None,
     URLs instead of the in-kernel store (halo_nb.sources). ``engine="dask"`` runs that
     analysis on the Dask scheduler at ``address``, or on a local cluster of ``workers``
     processes (the ``distributed`` extra): the same result, for corpora past one
-    process's memory. The views keep showing the in-kernel store's latest analysis."""
+    process's memory; ``scratch`` is a folder every worker can use for the shuffle
+    (default: a temporary folder, right for a local cluster). The views keep showing the
+    in-kernel store's latest analysis."""
     from . import runtime
 
     if engine not in ENGINES:
         raise ValueError(f"engine: {engine!r} is not one of {', '.join(ENGINES)}")
-    if engine == "local" and (address is not None or workers is not None):
-        raise ValueError("address and workers are for engine='dask'")
+    if engine == "local" and (address, workers, scratch) != (None, None, None):
+        raise ValueError("address, workers and scratch are for engine='dask'")
     if engine == "dask" and source is None:
         raise ValueError("engine='dask' reads sources: give source=[storage folders, "
                          "snapshots or globs] (this kernel's store writes its parts to "
@@ -91,7 +93,7 @@ def analyze(trace_ids: Any = None, *, outcomes: Mapping[str, str] | None = None,
         from .distributed import analyze_sources
 
         return analyze_sources(source, run_settings, outcomes=outcomes, trace_ids=ids,
-                               address=address, workers=workers)
+                               address=address, workers=workers, scratch=scratch)
     from .rlm import analyze_frame
 
     if source is not None:

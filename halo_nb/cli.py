@@ -273,13 +273,17 @@ def _add_analyze(subcommands: Commands, storage: argparse.ArgumentParser) -> Non
                    help="the Dask scheduler (default: a local cluster for this run)")
     p.add_argument("--workers", type=int, metavar="N",
                    help="worker processes of the local cluster (default: one per CPU)")
+    p.add_argument("--scratch", metavar="DIR",
+                   help="folder for the shuffle files, shared by every worker (default: "
+                        "a temporary folder, right for a local cluster)")
     p.set_defaults(run=_analyze)
 
 
 def _analyze(args: argparse.Namespace) -> int:
     overrides = {"model": args.model} if args.model else {}
     result = commands.analyze(args.trace_id, source=args.source, engine=args.engine,
-                              address=args.address, workers=args.workers, **overrides)
+                              address=args.address, workers=args.workers,
+                              scratch=args.scratch, **overrides)
     print(result.to_json(indent=1) if args.json else commands.analysis_text(result))
     return EXIT_OK
 

@@ -144,17 +144,18 @@ def compare(trace_a: str, trace_b: str) -> Any:
 
 def analyze(trace_texts: Sequence[str] | None = None, *, source: Sequence[str] | None = None,
             engine: str = "local", address: str | None = None, workers: int | None = None,
-            **overrides: Any) -> Any:
+            scratch: str | None = None, **overrides: Any) -> Any:
     """Analyse every stored trace (or the given ones) with the settings plus ``overrides``;
     with ``source``, the spans of those folders, snapshots or globs instead (trace ids then
     in full), on ``engine`` ("local", or "dask" at ``address`` / on ``workers`` local
-    processes)."""
+    processes, shuffling through ``scratch``)."""
     if source:
         ids = list(trace_texts) if trace_texts else None
         return halo_nb.analyze(ids, source=list(source), engine=engine, address=address,
-                               workers=workers, **overrides)
+                               workers=workers, scratch=scratch, **overrides)
     ids = None if not trace_texts else resolve_trace_ids(trace_texts)
-    return halo_nb.analyze(ids, engine=engine, address=address, workers=workers, **overrides)
+    return halo_nb.analyze(ids, engine=engine, address=address, workers=workers,
+                           scratch=scratch, **overrides)
 
 
 def analysis_text(result: Any, *, clusters: int = 10) -> str:

@@ -20,7 +20,8 @@ from halo_nb.config import Settings
 from halo_nb.distributed import analyze_sources
 from halo_nb.sources import expand_sources, read_sources
 
-pytestmark = pytest.mark.distributed
+# Reading a snapshot loads the process settings: each test starts and ends fresh.
+pytestmark = [pytest.mark.distributed, pytest.mark.usefixtures("halo_runtime")]
 
 RESULT_FRAMES = ("findings", "clusters", "hypotheses", "assignments", "blame")
 
@@ -69,10 +70,12 @@ def test_cli_analyze_on_a_local_cluster(corpus: SplitCorpus, tmp_path: Path) -> 
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     out = subprocess.run(
         [sys.executable, "-m", "halo_nb.cli", "analyze", "--source", *corpus.sources,
-         "--engine", "dask", "--workers", "2", "--model", "none", "--json"],
+         "--engine", "dask", "--workers", "2", "--scratch", str(tmp_path / "scratch"),
+         "--model", "none", "--json"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     spread = json.loads(out.stdout)
     for result in (single, spread):
         result.pop("timings", None)
     assert spread == single
+    assert list((tmp_path / "scratch").iterdir()) == []

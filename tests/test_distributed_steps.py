@@ -31,6 +31,9 @@ from halo_nb.rlm.prepare import (
 )
 from halo_nb.sources import PARQUET, SNAPSHOT, expand_sources, read_sources
 
+# Reading a snapshot loads the process settings: each test starts and ends fresh.
+pytestmark = pytest.mark.usefixtures("halo_runtime")
+
 RESULT_FRAMES = ("findings", "clusters", "hypotheses", "assignments", "blame")
 
 
@@ -102,7 +105,7 @@ def test_analyze_checks_engine_and_its_options(corpus: SplitCorpus) -> None:
         halo_nb.analyze(source=corpus.sources, engine="spark")
     with pytest.raises(ValueError, match="engine='dask' reads sources"):
         halo_nb.analyze(engine="dask")
-    with pytest.raises(ValueError, match="address and workers are for engine='dask'"):
+    with pytest.raises(ValueError, match="address, workers and scratch are for engine="):
         halo_nb.analyze(source=corpus.sources, address="tcp://127.0.0.1:8786")
 
 
