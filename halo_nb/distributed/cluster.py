@@ -26,7 +26,7 @@ def dask_client(address: str | None, workers: int | None = None) -> Iterator[Any
         return
     count = workers or os.cpu_count() or 1
     with LocalCluster(n_workers=count, threads_per_worker=1, processes=True,
-                      host="127.0.0.1", dashboard_address=None,
+                      host="127.0.0.1", dashboard_address="127.0.0.1:0",
                       silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
         yield client
 
