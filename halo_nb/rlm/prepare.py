@@ -21,11 +21,12 @@ from .text import FAILURE_PATTERN, is_empty_result, unwrap_tool_args, unwrap_too
 EMPTY_BY_DESIGN_MIN_TRACES = 3
 
 # Outliers: at least this many samples of a label, robust z above Z, value at least
-# RATIO times the median and at least the absolute excess below.
+# RATIO times the median and at least the absolute excess below (half a second: a
+# process's first call, slower by its one-off setup, is not what a user debugs).
 OUTLIER_MIN_SAMPLES = 20
 OUTLIER_Z = 6.0
 OUTLIER_RATIO = 4.0
-LATENCY_MIN_EXCESS_MS = 100.0
+LATENCY_MIN_EXCESS_MS = 500.0
 TOKENS_MIN_EXCESS = 100
 _MAD_TO_SIGMA = 1.4826
 
@@ -164,8 +165,12 @@ def _with_tool_values(frame: pl.DataFrame) -> pl.DataFrame:
         .alias("tool_args"),
         pl.when(is_tool).then(pl.coalesce("tool_result", "output")).otherwise("tool_result")
         .alias("tool_result"))
-    for column, unwrap in (("tool_args", unwrap_tool_args), ("tool_result", unwrap_tool_result)):
-        wrapped = is_tool & pl.col(column).str.starts_with("{").fill_null(False)
+    # only values that can be wrappers go to Python (a cheap text test first)
+    for column, unwrap, marker in (("tool_args", unwrap_tool_args, r'"kwargs"'),
+                                   ("tool_result", unwrap_tool_result,
+                                    r'"type":\s*"tool"|"ToolMessage"')):
+        wrapped = is_tool & (pl.col(column).str.starts_with("{")
+                             & pl.col(column).str.contains(marker)).fill_null(False)
         values = frame.filter(wrapped)[column].unique().to_list()
         if not values:
             continue

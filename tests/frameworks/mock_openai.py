@@ -5,13 +5,16 @@ The scenario is the first path segment: a client configured with base URL
 ``http://127.0.0.1:<port>/<scenario>/v1`` gets that scenario's script. Answers are
 stateless (the step is the number of assistant turns in the request) and token counts
 are derived from the request and reply text, so a conversation's growth shows in its
-usage like a real model's would."""
+usage like a real model's would. Each answer takes a model-like time (LATENCY_S plus
+PER_TOKEN_S per output token): against an instant mock, a client's one-off connection
+setup on its first call would look like a slow model."""
 
 from __future__ import annotations
 
 import json
 import re
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -19,6 +22,8 @@ from .otlp_sink import read_body
 from .scenarios import CITIES, SCRIPTS, Answer, ToolCall, step_for
 
 MODEL = "gpt-4o-mini-2024-07-18"
+LATENCY_S = 0.15
+PER_TOKEN_S = 0.002
 CREATED = 1_767_225_600
 _CITY = re.compile("|".join(CITIES))
 
@@ -100,6 +105,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(404, {"error": {"message": f"no route {self.path}"}})
             return
         body = completion(parts[0], request)
+        time.sleep(LATENCY_S + PER_TOKEN_S * body["usage"]["completion_tokens"])
         if request.get("stream"):
             events = "".join(f"data: {json.dumps(chunk)}\n\n" for chunk in stream_chunks(body))
             self._send_raw(200, (events + "data: [DONE]\n\n").encode(), "text/event-stream")

@@ -11,7 +11,7 @@ from ..walk import NodeContext
 @detector("latency_outlier", severity="low", scope="span", requires="lat_outlier")
 def latency_outlier(span: SpanNode, ctx: NodeContext) -> Hit | None:
     """A span far slower than the other spans with its label: robust z (median/MAD) >= 6,
-    at least 4x the median and 100 ms over it, among at least 20 samples (prepare.py).
+    at least 4x the median and 500 ms over it, among at least 20 samples (prepare.py).
     LLM spans that report tokens are compared per token processed, so a long answer is
     not mistaken for a slow call.
     A span with children is reported only when most of the extra time is its own, not
