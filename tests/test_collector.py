@@ -355,6 +355,19 @@ def test_worker_processes_apply_the_attribute_cap(memory_store: SpanStore) -> No
         assert memory_store.spans().height == 300
 
 
+def test_large_protobuf_left_to_the_reference_is_decoded_by_a_worker(
+        memory_store: SpanStore) -> None:
+    with Collector(memory_store, port=0, decode_workers=1) as collector:
+        body = protobuf_body(large_batch("p") + [span("bad", raw_ids=(b"\x01" * 4, b"\x02" * 8))])
+        code, _, raw = post(collector, body)
+        assert collector._decoders is not None  # started by this protobuf body
+        partial = ExportTraceServiceResponse.FromString(raw).partial_success
+        assert (code, partial.rejected_spans) == (200, 1)
+        assert partial.error_message == ("resourceSpans[0].scopeSpans[0].spans[400]: traceId "
+                                         "must be 16 bytes, got 4")
+        assert memory_store.spans().height == 400
+
+
 def test_from_settings_carries_every_limit(memory_store: SpanStore) -> None:
     from halo_nb.config import Settings
 

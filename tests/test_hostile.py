@@ -15,6 +15,7 @@ import os
 import random
 import socket
 import stat
+import struct
 import subprocess
 import sys
 import threading
@@ -357,6 +358,23 @@ def test_mangled_bodies_are_400_or_partial_success_never_500(guarded: Guarded) -
             body = body[:rng.randrange(len(body))]
         code, _ = guarded.post(bytes(body), content_type)
         assert code in (200, 400), (n, bytes(body))
+
+
+def test_a_client_resetting_mid_request_is_dropped_quietly(
+        guarded: Guarded, capfd: pytest.CaptureFixture[str]) -> None:
+    rejected = guarded.collector.counts.requests_rejected
+    for data in (b"POST /v1/tr", head("Content-Length: 1000\r\n", chunked=False) + b"x" * 10):
+        sock = socket.create_connection(("127.0.0.1", guarded.collector.port), timeout=10)
+        sock.sendall(data)
+        time.sleep(0.05)  # the server is waiting for the rest
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.close()  # a reset, not an orderly end
+    for _ in range(100):
+        if guarded.collector.counts.requests_rejected > rejected:
+            break
+        time.sleep(0.02)
+    assert guarded.collector.counts.requests_rejected == rejected + 1
+    assert "Traceback" not in capfd.readouterr().err
 
 
 # ---- deadlines and connection floods (fault tier: they wait or load the machine) -------------

@@ -30,16 +30,18 @@ Hostile or broken HTTP is refused before anything is buffered past the limit:
 
 A bad request never stops the server and never touches spans already stored.
 
-Protobuf bodies are decoded natively (``otlp.decode_protobuf``: C that runs without the
+Protobuf bodies are decoded natively (``otlp.decode_native``: C that runs without the
 GIL) in the request's own thread, so concurrent exporters decode on every core while the
-kernel's main thread stays free. JSON bodies are decoded in Python (about 25 us a span,
-holding the GIL), so large ones go to a few worker processes: the kernel writes the body
+kernel's main thread stays free. JSON bodies, and protobuf bodies the native decoder
+leaves to the Python reference (malformed ones, or ones holding a span to reject), are
+decoded in Python (about 25 us a span, holding the GIL), so large ones go to a few worker
+processes: the kernel writes the body
 to a worker's stdin, the worker answers with the frame serialized, and the kernel only
 reads bodies, appends frames and answers. Workers are plain ``python -c`` children (not
 multiprocessing, which would re-import the user's ``__main__``); they exit when their
-stdin closes, so they die with the kernel. Small JSON bodies (under ``POOL_MIN_BYTES``)
-are decoded in the handler thread, where the round trip would cost more than it saves.
-The workers start with the first large JSON body (or ``start_decoders()``); if one dies,
+stdin closes, so they die with the kernel. Small bodies (under ``POOL_MIN_BYTES``) are
+decoded in the handler thread, where the round trip would cost more than it saves. The
+workers start with the first large body that needs Python (or ``start_decoders()``); if one dies,
 that request is decoded in-thread and a new worker replaces it. Errors are the same
 either way: a worker reports ``OTLPDecodeError``'s message or the partial-success details.
 """
@@ -74,7 +76,13 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from ..config import Settings
 from ..storage.errors import StoreUnavailable
 from ..storage.store import SpanStore
-from .otlp import DecodeResult, OTLPDecodeError, decode_json, decode_protobuf
+from .otlp import (
+    DecodeResult,
+    OTLPDecodeError,
+    decode_json,
+    decode_native,
+    decode_protobuf_reference,
+)
 from .span_batch import SpanBatch
 
 log = logging.getLogger(__name__)
@@ -255,18 +263,21 @@ class Collector:
             c.spans_rejected += spans_bad
 
     def ingest(self, body: bytes, content_type: str) -> DecodeResult:
-        """Decode a request body (a large JSON one in a worker process) and store its
-        spans."""
-        large_json = content_type == JSON and len(body) >= POOL_MIN_BYTES
-        decoders = self._decoder_pool() if large_json else None
-        result = None
-        if decoders is not None:
-            try:
-                result = decoders.decode(body, content_type)
-            except _WorkerDied as exc:
-                log.warning("halo_nb collector: %s; decoding in-thread", exc)
+        """Decode a request body and store its spans: protobuf natively in this thread;
+        what needs Python (JSON, or protobuf the native decoder leaves to the reference)
+        in a worker process when the body is large, so it never holds the kernel's GIL
+        for long, whoever sent it."""
+        cap = self.max_attributes_per_span
+        result = decode_native(body, max_attributes=cap) if content_type == PROTOBUF else None
+        if result is None and len(body) >= POOL_MIN_BYTES:
+            decoders = self._decoder_pool()
+            if decoders is not None:
+                try:
+                    result = decoders.decode(body, content_type)
+                except _WorkerDied as exc:
+                    log.warning("halo_nb collector: %s; decoding in-thread", exc)
         if result is None:
-            result = _decode(body, content_type, self.max_attributes_per_span)
+            result = _decode(body, content_type, cap)
         self._appender.append(result.span_batch())
         return result
 
@@ -323,7 +334,8 @@ class _Queued:
 
 
 def _decode(body: bytes, content_type: str, max_attributes: int | None) -> DecodeResult:
-    decode = decode_protobuf if content_type == PROTOBUF else decode_json
+    """The Python decoders (protobuf reaches here once the native decoder declined it)."""
+    decode = decode_protobuf_reference if content_type == PROTOBUF else decode_json
     return decode(body, max_attributes=max_attributes)
 
 
@@ -556,6 +568,8 @@ class _Handler(BaseHTTPRequestHandler):
             super().handle_one_request()
         except _DeadlinePassed:
             self._too_slow()
+        except ConnectionError:  # the client reset or left mid-request: nothing to answer
+            self.close_connection = True
 
     def _too_slow(self) -> None:
         self.close_connection = True
@@ -693,6 +707,8 @@ class _Handler(BaseHTTPRequestHandler):
             timeout = self.server.collector.request_timeout_seconds
             raise _Reject(408, f"the body did not arrive within {timeout:g} s of the "
                                "request's start (request_timeout_seconds)") from None
+        except ConnectionError:
+            raise _Reject(400, "the connection was reset before the body ended") from None
         if encoding == "gzip":
             return _gunzip(raw, limit)
         return raw
