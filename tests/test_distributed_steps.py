@@ -98,6 +98,7 @@ def test_map_over_trace_partitions_and_reduce_equal_one_pass(corpus: SplitCorpus
     for name in RESULT_FRAMES:
         assert_frame_equal(getattr(got, name), getattr(expected, name), check_exact=True)
     assert expected.findings.filter(pl.col("detector") == "latency_outlier").height > 0
+    assert empty_by_design_tools([]) == []  # a corpus with no spans (a filter kept none)
 
 
 def test_analyze_checks_engine_and_its_options(corpus: SplitCorpus) -> None:

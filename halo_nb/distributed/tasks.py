@@ -41,7 +41,6 @@ class Split:
 
     path: str
     batches: dict[int, list[int]]
-    spans: int
 
 
 @dataclass(frozen=True)
@@ -51,8 +50,6 @@ class Sample:
     tool_usage: pl.DataFrame
     latest_ns: int | None
     samples: Split  # latency and token samples by label bucket
-    traces: int
-    spans: int
 
 
 def split_piece(piece: SourcePiece, index: int, buckets: int, scratch: str,
@@ -60,7 +57,7 @@ def split_piece(piece: SourcePiece, index: int, buckets: int, scratch: str,
     frame = read_piece(piece, NEEDED, trace_ids)
     path = Path(scratch) / "traces" / f"{index:06d}.arrow"
     written = write_buckets(frame, bucket_of(pl.col("trace_id"), buckets), path)
-    return Split(str(path), written, frame.height)
+    return Split(str(path), written)
 
 
 def sample_partition(inputs: Sequence[BucketInput], index: int, label_buckets: int,
@@ -71,8 +68,7 @@ def sample_partition(inputs: Sequence[BucketInput], index: int, label_buckets: i
                          tokens.with_columns(pl.lit(TOKENS).alias("stat"))])
     path = Path(scratch) / "samples" / f"{index:06d}.arrow"
     written = write_buckets(samples, bucket_of(pl.col("group"), label_buckets), path)
-    return Sample(tool_usage(rows), latest_time(rows), Split(str(path), written, samples.height),
-                  rows["trace_id"].n_unique(), rows.height)
+    return Sample(tool_usage(rows), latest_time(rows), Split(str(path), written))
 
 
 def outlier_partition(inputs: Sequence[BucketInput]) -> tuple[pl.DataFrame, pl.DataFrame]:

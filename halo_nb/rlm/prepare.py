@@ -222,7 +222,8 @@ def empty_by_design_tools(usages: Sequence[pl.DataFrame]) -> list[str]:
     """The tools empty by design (EMPTY_BY_DESIGN_MIN_TRACES) in the corpus whose
     partitions have these tool_usage frames: learned from the corpus, so a scratchpad
     tool is not reported as returning nothing."""
-    by_tool = (pl.concat([u.cast(_TOOL_USAGE_SCHEMA) for u in usages])
+    by_tool = (pl.concat([pl.DataFrame(schema=_TOOL_USAGE_SCHEMA),
+                          *(u.cast(_TOOL_USAGE_SCHEMA) for u in usages)])
                .group_by("tool_name")
                .agg(pl.col("empty").all(), pl.col("repeated").any(), pl.col("traces").sum()))
     names = by_tool.filter(pl.col("empty") & ~pl.col("repeated")
