@@ -13,6 +13,7 @@ import polars as pl
 import pytest
 from google.protobuf.json_format import ParseDict
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from otlp_factory import protobuf_body, span
 
 from halo_nb.ingest.otlp import decode_native, decode_protobuf_reference
 from halo_nb.rlm import analyze_frame
@@ -156,3 +157,20 @@ def test_native_and_reference_decoders_agree_on_real_spans(library):
         assert native.frame.equals(reference.frame), path.name
         tools = reference.frame.filter(pl.col("kind") == "tool")
         assert tools["tool_name"].null_count() == 0, path.name
+
+
+@pytest.mark.parametrize("attrs, kind, model, tool", [
+    ({"openinference.span.kind": "PROMPT"}, "chain", None, None),
+    ({"openinference.span.kind": "DECISION"}, "chain", None, None),
+    ({"openinference.span.kind": "LLM", "llm.request.model_name": "gpt-4.1"},
+     "llm", "gpt-4.1", None),
+    ({"openinference.span.kind": "LLM", "llm.response.model_name": "gpt-4.1-2025"},
+     "llm", "gpt-4.1-2025", None),
+    ({"openinference.span.kind": "TOOL", "input.value": '{"q": 1}'}, "tool", None, "lookup"),
+])
+def test_newest_openinference_names_in_both_decoders(attrs, kind, model, tool):
+    body = protobuf_body([span("lookup", attrs=attrs)])
+    native, reference = decode_native(body), decode_protobuf_reference(body)
+    assert native is not None and native.frame.equals(reference.frame)
+    row = reference.frame.row(0, named=True)
+    assert (row["kind"], row["model"], row["tool_name"]) == (kind, model, tool)
