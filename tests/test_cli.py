@@ -341,7 +341,7 @@ def test_export_then_import_into_another_storage(tmp_path, recorded):
     assert table[0].split()[-1] == "ORIGIN" and all(r.endswith("all.json") for r in table[1:])
 
 
-def test_data_errors_exit_2_and_import_nothing(tmp_path, recorded):
+def test_data_errors_exit_2_and_import_nothing(tmp_path, recorded, monkeypatch, capsys):
     storage, (first, _) = recorded
     halo("export", "--all", "-o", "good.json", storage=storage, cwd=tmp_path)
     good = (tmp_path / "good.json").read_text()
@@ -363,8 +363,9 @@ def test_data_errors_exit_2_and_import_nothing(tmp_path, recorded):
         (("replay", "--file", "good.json", "--endpoint", f"http://127.0.0.1:{free_port()}"),
          "cannot reach"),
     ]
-    for args, pattern in cases:
-        assert_one_line_error(halo(*args, storage=target, cwd=tmp_path), 2, pattern)
+    for args, pattern in cases:  # in-process: the same main() as the script, faster
+        code, _, err = run_in_process(args, target, monkeypatch, capsys)
+        assert_one_line_error(subprocess.CompletedProcess(args, code, "", err), 2, pattern)
     assert stored_spans(target).equals(before)
     assert not (tmp_path / "x.json").exists()
 
