@@ -77,7 +77,7 @@ def main() -> None:
                   flush=True)
         if size > args.single_max:
             print(f"{'':>9} one process: not run (the single-process analysis holds the "
-                  f"whole corpus: ~{spans * 4_000 / 1e9:,.0f} GB at ~4 KB a span)", flush=True)
+                  f"whole corpus: ~{spans * 3_000 / 1e9:,.0f} GB at ~3 KB a span)", flush=True)
 
 
 def _corpus(root: Path, traces: int, distinct: int) -> dict:
@@ -140,7 +140,7 @@ def _child(args: argparse.Namespace) -> None:
 
         tick = time.perf_counter()
         with LocalCluster(n_workers=args.workers[0], threads_per_worker=1, processes=True,
-                          host="127.0.0.1", dashboard_address=None,
+                          host="127.0.0.1", dashboard_address="127.0.0.1:0",
                           silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
             start_s, tick = time.perf_counter() - tick, time.perf_counter()
             result = analyze_sources(parts, settings, address=cluster.scheduler_address,

@@ -27,11 +27,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import polars as pl
-
 from ..config import Settings
 from ..rlm.engine import TracePartial, reduce_traces
-from ..rlm.prepare import CorpusStats, empty_by_design_tools, outlier_table
+from ..rlm.prepare import CorpusStats, empty_by_design_tools
 from ..rlm.result import AnalysisResult
 from ..sources import SourceLike, expand_sources
 from .buckets import BucketInput
@@ -43,6 +41,7 @@ from .tasks import (
     outlier_partition,
     sample_partition,
     split_piece,
+    stacked,
 )
 
 # Spans per trace bucket: a few hundred MB at the peak of a worker's task.
@@ -90,7 +89,8 @@ def analyze_sources(source: SourceLike, settings: Settings, *,
                                                          label_buckets), pure=False))
         stats = CorpusStats(
             empty_by_design_tools([s.tool_usage for s in samples]),
-            _table([lat for lat, _ in tables], LATENCY), _table([tok for _, tok in tables], TOKENS))
+            stacked([lat for lat, _ in tables], LATENCY),
+            stacked([tok for _, tok in tables], TOKENS))
         ends = [s.latest_ns for s in samples if s.latest_ns is not None]
         corpus_end = max(ends) if ends else None
         timings["statistics_s"] = time.perf_counter() - tick
@@ -116,14 +116,6 @@ def _bucket_inputs(splits: Sequence[Any], buckets: int) -> list[list[BucketInput
         for bucket, batches in split.batches.items():
             inputs[bucket].append((split.path, batches))
     return [found for found in inputs if found]
-
-
-def _table(tables: list[pl.DataFrame], prefix: str) -> pl.DataFrame:
-    """The outlier tables of all label buckets as one (labels are disjoint across them)."""
-    if not tables:
-        return outlier_table(pl.DataFrame(schema={"group": pl.String, "value": pl.Float64}),
-                             prefix)
-    return pl.concat(tables, how="vertical")
 
 
 def _as_completed(futures: list[Any]) -> Iterator[TracePartial]:

@@ -4,8 +4,10 @@
    scratch by trace bucket (the shuffle by trace id).
 2. sample_partition: one trace bucket, its spans now whole traces, prepared per row
    (prepare_rows); returns what the corpus statistics need from it, and writes the
-   latency and token samples to scratch by label bucket.
-3. outlier_partition: one label bucket, its labels whole: the exact median / MAD tables.
+   latency and token samples to scratch by label bucket, one list of values per label
+   (8 bytes a sample).
+3. outlier_partition: one label bucket, its labels whole: the exact median / MAD tables,
+   one label at a time.
 4. analyze_partition: one trace bucket prepared with the whole corpus' statistics and
    mapped trace by trace (engine.map_traces).
 """
@@ -64,8 +66,9 @@ def sample_partition(inputs: Sequence[BucketInput], index: int, label_buckets: i
                      scratch: str) -> Sample:
     rows = _rows(inputs)
     latency, tokens = outlier_values(rows)
-    samples = pl.concat([latency.with_columns(pl.lit(LATENCY).alias("stat")),
-                         tokens.with_columns(pl.lit(TOKENS).alias("stat"))])
+    samples = (pl.concat([latency.with_columns(pl.lit(LATENCY).alias("stat")),
+                          tokens.with_columns(pl.lit(TOKENS).alias("stat"))])
+               .group_by("stat", "group", maintain_order=True).agg(pl.col("value")))
     path = Path(scratch) / "samples" / f"{index:06d}.arrow"
     written = write_buckets(samples, bucket_of(pl.col("group"), label_buckets), path)
     return Sample(tool_usage(rows), latest_time(rows), Split(str(path), written))
@@ -75,11 +78,20 @@ def outlier_partition(inputs: Sequence[BucketInput]) -> tuple[pl.DataFrame, pl.D
     """(latency table, token table) of the labels of one label bucket."""
     samples = read_buckets(inputs)
     assert samples is not None, "a label bucket is only scheduled when it has samples"
+    tables: dict[str, list[pl.DataFrame]] = {LATENCY: [], TOKENS: []}
+    for (stat, group), lists in samples.partition_by("stat", "group", as_dict=True).items():
+        values = lists.select(pl.col("value").explode())
+        labelled = values.with_columns(pl.lit(group, dtype=pl.String).alias("group"))
+        tables[stat].append(outlier_table(labelled, stat))
+    return stacked(tables[LATENCY], LATENCY), stacked(tables[TOKENS], TOKENS)
 
-    def table(stat: str) -> pl.DataFrame:
-        return outlier_table(samples.filter(pl.col("stat") == stat).drop("stat"), stat)
 
-    return table(LATENCY), table(TOKENS)
+def stacked(tables: Sequence[pl.DataFrame], stat: str) -> pl.DataFrame:
+    """Outlier tables of disjoint labels as one (an empty table when there are none)."""
+    if not tables:
+        return outlier_table(pl.DataFrame(schema={"group": pl.String, "value": pl.Float64}),
+                             stat)
+    return pl.concat(tables)
 
 
 def analyze_partition(inputs: Sequence[BucketInput], stats: CorpusStats, settings: Settings,
