@@ -47,12 +47,13 @@ run_tier() {  # tier python marker-expression [pytest args...]
     return "$rc"
 }
 
+failed=()
 for tier in "${tiers[@]}"; do
     case "$tier" in
-        fast) run_tier fast .venv/bin/python "$FAST" "$@" ;;
+        fast) run_tier fast .venv/bin/python "$FAST" "$@" || failed+=(fast) ;;
         live)
             bash scripts/install_frameworks.sh
-            run_tier live .venv/bin/python live "$@" ;;
+            run_tier live .venv/bin/python live "$@" || failed+=(live) ;;
         latest)
             HALO_VENV=.venv-latest HALO_LATEST=1 HALO_EXTRAS=test HALO_SKIP_SYSTEM=1 \
                 bash scripts/install.sh
@@ -60,7 +61,12 @@ for tier in "${tiers[@]}"; do
                 | grep -iE '^(polars|pyarrow|orjson|numpy|opentelemetry-sdk|protobuf)==' \
                 | tr '\n' ' '
             echo
-            run_tier latest .venv-latest/bin/python "$FAST" "$@" ;;
-        *) run_tier "$tier" .venv/bin/python "$tier" "$@" ;;
+            run_tier latest .venv-latest/bin/python "$FAST" "$@" || failed+=(latest) ;;
+        *) run_tier "$tier" .venv/bin/python "$tier" "$@" || failed+=("$tier") ;;
     esac
 done
+# Every tier runs even when one fails, so one CI run shows every failure.
+if [ ${#failed[@]} -gt 0 ]; then
+    echo "failed tiers: ${failed[*]}" >&2
+    exit 1
+fi
