@@ -9,11 +9,11 @@ same errors, or the same exception type and message. Seeded generators keep it r
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import random
 import struct
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -33,8 +33,19 @@ from halo_nb.ingest.otlp import (
     decode_protobuf_reference,
 )
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from workload import request_bodies  # noqa: E402
+
+def _benchmark_workload() -> Any:
+    """benchmarks/workload.py, loaded by path: putting benchmarks/ on sys.path would let
+    its scripts shadow real packages (benchmarks/distributed.py vs Dask's distributed)."""
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "workload.py"
+    spec = importlib.util.spec_from_file_location("halo_benchmark_workload", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+request_bodies = _benchmark_workload().request_bodies
 
 RANDOM_REQUESTS = 300
 FLOAT_SAMPLES = 20_000
