@@ -36,7 +36,7 @@ from halo_nb.ingest.otlp import (
 
 def _benchmark_workload() -> Any:
     """benchmarks/workload.py, loaded by path: putting benchmarks/ on sys.path would let
-    its scripts shadow real packages (benchmarks/distributed.py vs Dask's distributed)."""
+    its scripts shadow real packages (a script named like a package)."""
     path = Path(__file__).resolve().parents[1] / "benchmarks" / "workload.py"
     spec = importlib.util.spec_from_file_location("halo_benchmark_workload", path)
     assert spec is not None and spec.loader is not None

@@ -2,7 +2,7 @@
 as zstd Parquet parts across several storage folders, analysed on a local Dask cluster of
 1 and 2 worker processes, with the single-process analysis beside it where it fits.
 
-    python benchmarks/distributed.py [--sizes 100000 1000000] [--workers 1 2]
+    python benchmarks/distributed_analysis.py [--sizes 100000 1000000] [--workers 1 2]
                                      [--distinct 100000] [--single-max 100000]
 
 The corpus comes from the labelled generator (evaluation/corpus.py, ~20 spans a trace)
@@ -166,7 +166,5 @@ def _peak_mb() -> float:
 
 
 if __name__ == "__main__":
-    # The repository root instead of benchmarks/, whose distributed.py (this file) would
-    # shadow the distributed package.
-    sys.path[0] = str(Path(__file__).resolve().parents[1])
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # evaluation/
     main()
