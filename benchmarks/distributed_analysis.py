@@ -49,6 +49,9 @@ def main() -> None:
     parser.add_argument("--run", help=argparse.SUPPRESS)  # child: single | dask
     parser.add_argument("--parts", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if any(size < CHUNK or size % CHUNK for size in args.sizes) or args.distinct < CHUNK:
+        parser.error(f"--sizes and --distinct are written in chunks of {CHUNK:,} traces: "
+                     f"give multiples of {CHUNK:,}")
     if args.run:
         _child(args)
         return
