@@ -7,7 +7,7 @@
 #   bash scripts/test.sh fast -- -k store # pytest arguments for the chosen tiers
 #
 # Tiers (pytest markers, registered in pyproject.toml):
-#   fast     unit and integration tests: no marker below (under a minute on 2 cores)
+#   fast     unit and integration tests: no marker below (under a minute, on both cores)
 #   fault    real processes killed, disks filled, hostile requests   (-m fault)
 #   live     third-party instrumentation libraries and exporters, run live   (-m live;
 #            scripts/install_frameworks.sh installs them into .venv-frameworks first)
@@ -50,7 +50,7 @@ run_tier() {  # tier python marker-expression [pytest args...]
 failed=()
 for tier in "${tiers[@]}"; do
     case "$tier" in
-        fast) run_tier fast .venv/bin/python "$FAST" "$@" || failed+=(fast) ;;
+        fast) run_tier fast .venv/bin/python "$FAST" -n 2 "$@" || failed+=(fast) ;;
         live)
             bash scripts/install_frameworks.sh
             run_tier live .venv/bin/python live "$@" || failed+=(live) ;;
@@ -61,7 +61,7 @@ for tier in "${tiers[@]}"; do
                 | grep -iE '^(polars|pyarrow|orjson|numpy|opentelemetry-sdk|protobuf)==' \
                 | tr '\n' ' '
             echo
-            run_tier latest .venv-latest/bin/python "$FAST" "$@" || failed+=(latest) ;;
+            run_tier latest .venv-latest/bin/python "$FAST" -n 2 "$@" || failed+=(latest) ;;
         *) run_tier "$tier" .venv/bin/python "$tier" "$@" || failed+=("$tier") ;;
     esac
 done

@@ -9,6 +9,7 @@ the machine are in the ``fault`` tier.
 
 from __future__ import annotations
 
+import errno
 import gzip
 import json
 import os
@@ -65,8 +66,11 @@ class Guarded:
             try:
                 sock.sendall(data)
                 sock.shutdown(socket.SHUT_WR)
-            except (BrokenPipeError, ConnectionResetError):
-                pass  # the server answered and closed before taking it all: read the answer
+            except OSError as exc:
+                # The server answered and closed before taking it all (EPIPE, ECONNRESET, or
+                # ENOTCONN from the shutdown): read the answer.
+                if exc.errno not in (errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN):
+                    raise
             return read_response(sock)
 
     def post(self, body: bytes, content_type: str = PROTOBUF, *,
