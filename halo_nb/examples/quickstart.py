@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         snapshot = halo_nb.export_snapshot(retry["trace_ids"][0].to_list(),
                                            args.output / "retry-loop.json")
         print(f"snapshot of the retry-loop traces: {snapshot}")
-    print("explore interactively: jupyter lab notebooks/quickstart.ipynb")
+    print("explore interactively: .venv/bin/jupyter lab notebooks/quickstart.ipynb")
     halo_nb.stop()
     return 0
 
