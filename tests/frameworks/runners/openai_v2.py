@@ -20,7 +20,7 @@ from opentelemetry.util.genai.types import (  # noqa: E402
     OutputMessage,
     Text,
 )
-from travel_tools import TOOLS, openai_tool_schemas  # noqa: E402
+from travel_tools import TOOLS, chat_tool_loop, openai_tool_schemas  # noqa: E402
 
 args = parse_args()
 provider = tracer_provider("openai-v2-agent", args.otlp)
@@ -51,21 +51,9 @@ def travel_agent(question: str) -> str:
     with handler.invoke_local_agent(request_model=MODEL, agent_name="travel_agent") as agent:
         agent.tool_definitions = DEFINITIONS
         agent.input_messages = [InputMessage(role="user", parts=[Text(content=question)])]
-        messages = [{"role": "system", "content": SYSTEM_PROMPT},
-                    {"role": "user", "content": question}]
-        answer = "I ran out of steps."
-        for _ in range(10):
-            reply = client.chat.completions.create(model=MODEL, messages=messages,
-                                                   tools=openai_tool_schemas())
-            message = reply.choices[0].message
-            messages.append(message.model_dump(exclude_none=True))
-            if not message.tool_calls:
-                answer = message.content or ""
-                break
-            for call in message.tool_calls:
-                messages.append({"role": "tool", "tool_call_id": call.id,
-                                 "content": call_tool(call.function.name, call.id,
-                                                      call.function.arguments)})
+        answer = chat_tool_loop(
+            client, MODEL, SYSTEM_PROMPT, question,
+            lambda call: call_tool(call.function.name, call.id, call.function.arguments))
         agent.output_messages = [OutputMessage(role="assistant", parts=[Text(content=answer)],
                                                finish_reason="stop")]
         return answer

@@ -9,7 +9,7 @@ from harness import MODEL, SYSTEM_PROMPT, parse_args, tracer_provider
 from openai import OpenAI
 from openinference.instrumentation import OITracer, TraceConfig
 from openinference.instrumentation.openai import OpenAIInstrumentor
-from travel_tools import TOOLS, openai_tool_schemas
+from travel_tools import TOOLS, chat_tool_loop
 
 args = parse_args()
 provider = tracer_provider("openinference-openai-agent", args.otlp)
@@ -31,19 +31,8 @@ def call_tool(name: str, arguments: str) -> str:
 
 @tracer.agent(name="travel_agent")
 def travel_agent(question: str) -> str:
-    messages = [{"role": "system", "content": SYSTEM_PROMPT},
-                {"role": "user", "content": question}]
-    for _ in range(10):
-        reply = client.chat.completions.create(model=MODEL, messages=messages,
-                                               tools=openai_tool_schemas())
-        message = reply.choices[0].message
-        messages.append(message.model_dump(exclude_none=True))
-        if not message.tool_calls:
-            return message.content or ""
-        for call in message.tool_calls:
-            messages.append({"role": "tool", "tool_call_id": call.id,
-                             "content": call_tool(call.function.name, call.function.arguments)})
-    return "I ran out of steps."
+    return chat_tool_loop(client, MODEL, SYSTEM_PROMPT, question,
+                          lambda call: call_tool(call.function.name, call.function.arguments))
 
 
 for question in args.questions:

@@ -15,7 +15,7 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from traceloop.sdk import Traceloop  # noqa: E402
 from traceloop.sdk.decorators import agent, tool  # noqa: E402
 from traceloop.sdk.instruments import Instruments  # noqa: E402
-from travel_tools import TOOLS, openai_tool_schemas  # noqa: E402
+from travel_tools import TOOLS, chat_tool_loop  # noqa: E402
 
 args = parse_args()
 Traceloop.init(app_name="traceloop-agent", exporter=OTLPSpanExporter(endpoint=args.otlp),
@@ -36,19 +36,8 @@ def call_tool(name: str, arguments: str) -> str:
 
 @agent(name="travel_agent")
 def travel_agent(question: str) -> str:
-    messages = [{"role": "system", "content": SYSTEM_PROMPT},
-                {"role": "user", "content": question}]
-    for _ in range(10):
-        reply = client.chat.completions.create(model=MODEL, messages=messages,
-                                               tools=openai_tool_schemas())
-        message = reply.choices[0].message
-        messages.append(message.model_dump(exclude_none=True))
-        if not message.tool_calls:
-            return message.content or ""
-        for call in message.tool_calls:
-            messages.append({"role": "tool", "tool_call_id": call.id,
-                             "content": call_tool(call.function.name, call.function.arguments)})
-    return "I ran out of steps."
+    return chat_tool_loop(client, MODEL, SYSTEM_PROMPT, question,
+                          lambda call: call_tool(call.function.name, call.function.arguments))
 
 
 for question in args.questions:

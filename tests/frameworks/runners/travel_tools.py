@@ -3,6 +3,9 @@ runners execute in the frameworks' own virtual environment)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 FORECASTS = {
     "Paris": "light rain, 14 C", "Tokyo": "sunny, 22 C", "Lima": "overcast, 19 C",
     "Oslo": "snow showers, -2 C", "Cairo": "clear, 31 C", "Quito": "showers, 16 C",
@@ -57,3 +60,23 @@ def openai_tool_schemas() -> list[dict]:
                                          "required": [PARAMETER[name][0]],
                                          "additionalProperties": False}}}
             for name, fn in TOOLS.items()]
+
+
+def chat_tool_loop(client: Any, model: str, system_prompt: str, question: str,
+                   run_call: Callable[[Any], str], max_steps: int = 10) -> str:
+    """The agent loop of the runners that drive the OpenAI client themselves: call the
+    model with the tools, run each requested tool call through ``run_call`` (the runner's
+    traced tool wrapper), until the model answers without a tool call."""
+    messages = [{"role": "system", "content": system_prompt},
+                {"role": "user", "content": question}]
+    for _ in range(max_steps):
+        reply = client.chat.completions.create(model=model, messages=messages,
+                                               tools=openai_tool_schemas())
+        message = reply.choices[0].message
+        messages.append(message.model_dump(exclude_none=True))
+        if not message.tool_calls:
+            return message.content or ""
+        for call in message.tool_calls:
+            messages.append({"role": "tool", "tool_call_id": call.id,
+                             "content": run_call(call)})
+    return "I ran out of steps."
