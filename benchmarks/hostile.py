@@ -24,6 +24,9 @@ import zlib
 from collections.abc import Callable
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from otlp_factory import field, varint  # noqa: E402  (protobuf by hand, any shape)
+
 MIB = 1 << 20
 SERVER = """
 import sys
@@ -38,20 +41,7 @@ collector.stop()
 """
 
 
-# ---- protobuf by hand (any shape, any depth) ---------------------------------------------------
-
-
-def varint(n: int) -> bytes:
-    out = b""
-    while True:
-        out += bytes([(n & 0x7F) | (0x80 if n > 0x7F else 0)])
-        n >>= 7
-        if not n:
-            return out
-
-
-def field(number: int, payload: bytes) -> bytes:
-    return bytes([number << 3 | 2]) + varint(len(payload)) + payload
+# ---- requests built by hand (any shape, any depth) ---------------------------------------------
 
 
 def request(spans: bytes) -> bytes:

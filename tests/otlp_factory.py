@@ -133,3 +133,20 @@ def _hex_ids(node: Any) -> Any:
     if isinstance(node, list):
         return [_hex_ids(v) for v in node]
     return node
+
+
+# ---- protobuf by hand (any shape, any depth: what the protobuf library refuses to write) ----
+
+def varint(n: int) -> bytes:
+    """``n`` as a protobuf base-128 varint."""
+    out = b""
+    while True:
+        out += bytes([(n & 0x7F) | (0x80 if n > 0x7F else 0)])
+        n >>= 7
+        if not n:
+            return out
+
+
+def field(number: int, payload: bytes) -> bytes:
+    """A length-delimited protobuf field (wire type 2)."""
+    return bytes([number << 3 | 2]) + varint(len(payload)) + payload

@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 from google.rpc.status_pb2 import Status
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
-from otlp_factory import json_request, protobuf_body, span
+from otlp_factory import field, json_request, protobuf_body, span, varint
 
 from halo_nb.ingest.server import Collector
 from halo_nb.interchange.snapshot import (
@@ -289,27 +289,14 @@ def test_json_nested_10k_deep_is_400(guarded: Guarded, body: bytes) -> None:
 def test_protobuf_nested_10k_deep_is_400(guarded: Guarded) -> None:
     value = b"\x0a\x01x"
     for _ in range(10_000):
-        inner = b"\x0a" + _varint(len(value)) + value
-        value = b"\x2a" + _varint(len(inner)) + inner
-    attribute = b"\x0a\x01k\x12" + _varint(len(value)) + value
+        inner = b"\x0a" + varint(len(value)) + value
+        value = b"\x2a" + varint(len(inner)) + inner
+    attribute = b"\x0a\x01k\x12" + varint(len(value)) + value
     spans = b"\x0a\x10" + bytes(range(1, 17)) + b"\x12\x08" + bytes(range(1, 9))
-    spans += b"\x4a" + _varint(len(attribute)) + attribute
-    body = _wrap(_wrap(_wrap(spans, 0x12), 0x12), 0x0A)
+    spans += b"\x4a" + varint(len(attribute)) + attribute
+    body = field(1, field(2, field(2, spans)))
     code, raw = guarded.post(body)
     assert code == 400 and "not a valid protobuf" in message(raw)
-
-
-def _varint(n: int) -> bytes:
-    out = b""
-    while True:
-        out += bytes([(n & 0x7F) | (0x80 if n > 0x7F else 0)])
-        n >>= 7
-        if not n:
-            return out
-
-
-def _wrap(payload: bytes, tag: int) -> bytes:
-    return bytes([tag]) + _varint(len(payload)) + payload
 
 
 @pytest.mark.parametrize(("value", "reason"), [
@@ -340,9 +327,9 @@ def test_a_span_over_the_attribute_cap_is_rejected_with_a_message(guarded: Guard
 
 def test_100k_attributes_in_one_span_are_rejected_not_decoded(guarded: Guarded) -> None:
     attribute = b"\x0a\x01k\x12\x03\x0a\x01v"
-    attributes = (b"\x4a" + _varint(len(attribute)) + attribute) * 100_000
+    attributes = (b"\x4a" + varint(len(attribute)) + attribute) * 100_000
     spans = b"\x0a\x10" + bytes(range(1, 17)) + b"\x12\x08" + bytes(range(1, 9)) + attributes
-    body = gzip.compress(_wrap(_wrap(_wrap(spans, 0x12), 0x12), 0x0A))
+    body = gzip.compress(field(1, field(2, field(2, spans))))
     code, raw = guarded.post(body, headers={"Content-Encoding": "gzip"})
     partial = ExportTraceServiceResponse.FromString(raw).partial_success
     assert code == 200 and partial.rejected_spans == 1
