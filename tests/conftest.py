@@ -190,3 +190,25 @@ def agent_batches(local_model_server, tmp_path_factory) -> dict[str, AgentBatch]
             halo_nb.sdk.flush()
             runtime.reset()
     return batches
+
+
+@pytest.fixture
+def sdk_in_process(halo_runtime: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The SDK delivering in-process, no OTLP variables, and no trace left open or current
+    afterwards (the SDK and blame tests use it for every test)."""
+    import warnings
+
+    from opentelemetry import context as otel_context
+    from opentelemetry.context import Context
+
+    for variable in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
+        monkeypatch.delenv(variable, raising=False)
+    halo_nb.sdk.configure_export()
+    token = otel_context.attach(Context())
+    yield
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for trace in halo_nb.sdk.open_traces():
+            halo_nb.end_trace(trace)
+    otel_context.detach(token)
+    halo_nb.sdk.configure_export()

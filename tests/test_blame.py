@@ -6,21 +6,16 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 import pytest
-from opentelemetry import context as otel_context
-from opentelemetry.context import Context
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import halo_nb
-from halo_nb import sdk
 from halo_nb.config import Settings
 from halo_nb.ingest.otel_spans import readable_spans_to_frame
 from halo_nb.rlm import analyze_frame
@@ -32,18 +27,7 @@ SAMPLE = ROOT / "tests" / "fixtures" / "who_and_when"
 SETTINGS = Settings(model="none")
 
 
-@pytest.fixture(autouse=True)
-def sdk_in_process(halo_runtime: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for variable in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
-        monkeypatch.delenv(variable, raising=False)
-    sdk.configure_export()
-    token = otel_context.attach(Context())
-    yield
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        for trace in sdk.open_traces():
-            end_trace(trace)
-    otel_context.detach(token)
+pytestmark = pytest.mark.usefixtures("sdk_in_process")
 
 
 def outcomes(result: Any) -> dict[str, tuple[str, str]]:

@@ -9,16 +9,13 @@ import subprocess
 import sys
 import threading
 import time
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 import pytest
-from opentelemetry import context as otel_context
 from opentelemetry import trace as otel_trace
-from opentelemetry.context import Context
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -32,21 +29,7 @@ from halo_nb.ingest.server import Collector
 from halo_nb.sdk import annotate, end_trace, span, start_trace
 from halo_nb.storage.store import SpanStore
 
-
-@pytest.fixture(autouse=True)
-def sdk_in_process(halo_runtime: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """In-process delivery, no OTLP variables, no trace left open or current afterwards."""
-    for variable in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
-        monkeypatch.delenv(variable, raising=False)
-    sdk.configure_export()
-    token = otel_context.attach(Context())
-    yield
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        for trace in sdk.open_traces():
-            end_trace(trace)
-    otel_context.detach(token)
-    sdk.configure_export()
+pytestmark = pytest.mark.usefixtures("sdk_in_process")
 
 
 def by_name(frame: pl.DataFrame) -> dict[str, dict[str, Any]]:
