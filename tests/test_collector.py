@@ -399,16 +399,16 @@ class _SlowStore(SpanStore):
 
 
 def _append_concurrently(store: _SlowStore, count: int) -> list[BaseException | None]:
+    from halo_nb.group_commit import GroupCommit
     from halo_nb.ingest.otlp import decode_protobuf
-    from halo_nb.ingest.server import _GroupAppender
 
-    appender = _GroupAppender(store)
+    appender = GroupCommit(store.append_batches)  # as the collector appends (Collector._appender)
     batches = [decode_protobuf(protobuf_body([span(f"s{i}")])).span_batch() for i in range(count)]
     outcomes: list[BaseException | None] = [None] * count
 
     def run(i: int) -> None:
         try:
-            appender.append(batches[i])
+            appender.submit(batches[i])
         except BaseException as exc:  # recorded for the assertions
             outcomes[i] = exc
 

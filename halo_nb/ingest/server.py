@@ -74,6 +74,7 @@ from google.rpc.status_pb2 import Status
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from ..config import Settings
+from ..group_commit import GroupCommit
 from ..storage.errors import StoreUnavailable
 from ..storage.store import SpanStore
 from .otlp import (
@@ -142,7 +143,9 @@ class Collector:
         self.decode_workers = decode_workers
         self.request_timeout_seconds = request_timeout_seconds
         self.max_attributes_per_span = max_attributes_per_span
-        self._appender = _GroupAppender(store)
+        # Concurrent requests' spans are appended together: the store's lock is taken once
+        # for them and a duplicate check that needs Polars runs once.
+        self._appender: GroupCommit[SpanBatch] = GroupCommit(store.append_batches)
         self._decoders: _Decoders | None = None
         self._decoders_lock = threading.Lock()
         self._counts = CollectorCounts()
@@ -278,7 +281,7 @@ class Collector:
                     log.warning("halo_nb collector: %s; decoding in-thread", exc)
         if result is None:
             result = _decode(body, content_type, cap)
-        self._appender.append(result.span_batch())
+        self._appender.submit(result.span_batch())
         return result
 
     def _decoder_pool(self) -> _Decoders | None:
@@ -288,49 +291,6 @@ class Collector:
             if self._decoders is None:
                 self._decoders = _Decoders(self.decode_workers, self.max_attributes_per_span)
             return self._decoders
-
-
-class _GroupAppender:
-    """Appends the spans of concurrent requests to the store together (a group commit).
-
-    While one request's spans are being appended, the batches other requests decoded
-    meanwhile queue up and the next appender takes them all, so the store's lock is taken
-    once for them and a duplicate check that needs Polars runs once. A request still
-    returns only after its own spans are stored, and every appender drains the queue once,
-    so none waits on another's stream of work.
-    """
-
-    def __init__(self, store: SpanStore) -> None:
-        self._store = store
-        self._queue: list[_Queued] = []
-        self._queue_lock = threading.Lock()
-        self._append_lock = threading.Lock()
-
-    def append(self, batch: SpanBatch) -> None:
-        mine = _Queued(batch)
-        with self._queue_lock:
-            self._queue.append(mine)
-        with self._append_lock:
-            if not mine.done:
-                with self._queue_lock:
-                    group, self._queue = self._queue, []
-                try:
-                    self._store.append_batches([queued.batch for queued in group])
-                except Exception as exc:
-                    for queued in group:
-                        queued.error = exc
-                finally:
-                    for queued in group:
-                        queued.done = True
-        if mine.error is not None:
-            raise mine.error
-
-
-@dataclass
-class _Queued:
-    batch: SpanBatch
-    done: bool = False
-    error: Exception | None = None
 
 
 def _decode(body: bytes, content_type: str, max_attributes: int | None) -> DecodeResult:

@@ -52,6 +52,7 @@ from pathlib import Path
 
 import polars as pl
 
+from ..group_commit import Ticket
 from ..ingest.span_batch import SpanBatch, frame_of, span_keys
 from ..schema import empty_spans
 from .chunks import Chunk, arrived_together, merged
@@ -207,7 +208,7 @@ class SpanStore:
         self._version += 1
         return batches
 
-    def _commit(self, entry: WalEntry) -> None:
+    def _commit(self, entry: Ticket[WalEntry]) -> None:
         """Return once ``entry`` and every append before it are on disk (sync mode)."""
         assert self._wal is not None
         try:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import logging
 import os
 import struct
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -27,6 +26,7 @@ from typing import BinaryIO
 import polars as pl
 import pyarrow as pa
 
+from ..group_commit import GroupCommit, Ticket
 from .parts import remove
 
 log = logging.getLogger(__name__)
@@ -44,8 +44,6 @@ class WalEntry:
 
     tables: list[pa.Table | pl.DataFrame]
     version: int
-    done: bool = False
-    error: OSError | None = None
 
 
 @dataclass
@@ -61,44 +59,25 @@ class WriteAheadLog:
     def __init__(self, folder: Path, first_sequence: int = 0) -> None:
         self.folder = folder
         self._sequence = first_sequence
-        self._queue: list[WalEntry] = []
-        self._queue_lock = threading.Lock()
-        self._write_lock = threading.Lock()
+        self._commits: GroupCommit[WalEntry] = GroupCommit(self._write_group)
         self._current: _Segment | None = None
         self._closed: list[_Segment] = []
         # Every version up to this one whose entry failed to be written.
         self.failed_through = 0
 
-    def enqueue(self, tables: list[pa.Table | pl.DataFrame], version: int) -> WalEntry:
+    def enqueue(self, tables: list[pa.Table | pl.DataFrame], version: int) -> Ticket[WalEntry]:
         """Queue a batch (call in version order, i.e. under the store's lock)."""
-        entry = WalEntry(tables, version)
-        with self._queue_lock:
-            self._queue.append(entry)
-        return entry
+        return self._commits.enqueue(WalEntry(tables, version))
 
-    def wait(self, entry: WalEntry) -> None:
-        """Return once ``entry`` is written and fsynced; raise the OSError if it failed."""
-        with self._write_lock:
-            if not entry.done:
-                with self._queue_lock:
-                    group, self._queue = self._queue, []
-                try:
-                    self._write(group)
-                except OSError as exc:
-                    self.failed_through = max(self.failed_through, group[-1].version)
-                    self._close_current()  # its tail may hold half a record
-                    for queued in group:
-                        queued.error = exc
-                finally:
-                    for queued in group:
-                        queued.done = True
-        if entry.error is not None:
-            raise entry.error
+    def wait(self, ticket: Ticket[WalEntry]) -> None:
+        """Return once the batch is written and fsynced; raise what failed (an OSError for
+        a write or fsync that failed)."""
+        self._commits.wait(ticket)
 
     def discard_covered(self, version: int) -> None:
         """Delete the segments whose every entry is in a written part (version <=
         ``version``); the current segment is closed first, so it goes too once covered."""
-        with self._write_lock:
+        with self._commits.lock:
             if self._current is not None and self._current.max_version <= version:
                 self._close_current()
             kept = []
@@ -111,12 +90,20 @@ class WriteAheadLog:
 
     def adopt(self, paths: list[Path], version: int) -> None:
         """Take recovered segments over, as holding entries up to ``version``."""
-        with self._write_lock:
+        with self._commits.lock:
             self._closed.extend(_Segment(path, version) for path in paths)
 
     def close(self) -> None:
-        with self._write_lock:
+        with self._commits.lock:
             self._close_current()
+
+    def _write_group(self, group: list[WalEntry]) -> None:
+        try:
+            self._write(group)
+        except Exception:
+            self.failed_through = max(self.failed_through, group[-1].version)
+            self._close_current()  # its tail may hold half a record
+            raise
 
     def _write(self, group: list[WalEntry]) -> None:
         records = [_record(table) for entry in group for table in entry.tables]
