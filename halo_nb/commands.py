@@ -149,13 +149,11 @@ def analyze(trace_texts: Sequence[str] | None = None, *, source: Sequence[str] |
     with ``source``, the spans of those folders, snapshots or globs instead (trace ids then
     in full), on ``engine`` ("local", or "dask" at ``address`` / on ``workers`` local
     processes, shuffling through ``scratch``)."""
-    if source:
-        ids = list(trace_texts) if trace_texts else None
-        return halo_nb.analyze(ids, source=list(source), engine=engine, address=address,
-                               workers=workers, scratch=scratch, **overrides)
-    ids = None if not trace_texts else resolve_trace_ids(trace_texts)
-    return halo_nb.analyze(ids, engine=engine, address=address, workers=workers,
-                           scratch=scratch, **overrides)
+    ids = None
+    if trace_texts:  # prefixes resolve against the in-kernel store only
+        ids = list(trace_texts) if source else resolve_trace_ids(trace_texts)
+    return halo_nb.analyze(ids, source=list(source) if source else None, engine=engine,
+                           address=address, workers=workers, scratch=scratch, **overrides)
 
 
 def analysis_text(result: Any, *, clusters: int = 10) -> str:
