@@ -220,8 +220,9 @@ def _list_traces(args: argparse.Namespace) -> int:
         columns.append("ORIGIN")
     lines = []
     for row in rows:
-        cells = [row["trace_id"], _clip(row["name"] or "", 40), _local_time(row["start_ns"]),
-                 commands.duration_text(row["duration_ms"]), str(row["span_count"]),
+        cells = [row["trace_id"], commands.clip(row["name"] or "", 40),
+                 _local_time(row["start_ns"]), commands.duration_text(row["duration_ms"]),
+                 str(row["span_count"]),
                  str(row["status"]) + ("" if row["ended"] else " (open)")]
         if show_origin:
             cells.append(row["origin"] or "")
@@ -491,11 +492,6 @@ def _utc_time(ns: int | None) -> str | None:
         return None
     stamp = dt.datetime.fromtimestamp(ns / 1e9, dt.UTC)
     return stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _clip(text: str, width: int) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def _is_data_error(exc: BaseException) -> bool:

@@ -236,12 +236,12 @@ def render_tree(spans: pl.DataFrame, flagged: dict[str, list[str]]) -> str:
             status = str(r["status"])
             notes = [f"{r['kind']}", duration_text(r["duration_ms"])]
             if status == "error":
-                notes.append("ERROR" + (f": {_clip(r['status_message'], 60)}"
+                notes.append("ERROR" + (f": {clip(r['status_message'], 60)}"
                                         if r["status_message"] else ""))
             elif r["end_ns"] is None:
                 notes.append("open")
             marks = flagged.get(r["span_id"], [])
-            line = (f"{prefix}{'└─ ' if last else '├─ '}{_clip(r['name'] or '?', 50)}  "
+            line = (f"{prefix}{'└─ ' if last else '├─ '}{clip(r['name'] or '?', 50)}  "
                     f"[{', '.join(notes)}]")
             if marks:
                 line += "  ⚑ " + "; ".join(marks)
@@ -262,6 +262,7 @@ def _utc(ns: int) -> str:
     return dt.datetime.fromtimestamp(ns / 1e9, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def _clip(text: str, width: int) -> str:
+def clip(text: str, width: int) -> str:
+    """``text`` on one line, cut to ``width`` characters with an ellipsis."""
     text = " ".join(text.split())
     return text if len(text) <= width else text[: width - 1] + "…"
