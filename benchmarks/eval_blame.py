@@ -33,7 +33,7 @@ from halo_nb.ingest.otlp import decode_json
 from halo_nb.rlm import analyze_frame
 from halo_nb.rlm.engine import trace_views
 from halo_nb.rlm.graph import SpanNode, TraceView
-from halo_nb.rlm.signals import agent_of
+from halo_nb.rlm.signals import agent_name
 from halo_nb.storage.store import SpanStore
 
 STEP_ATTRIBUTE = "bench.step_index"
@@ -125,7 +125,7 @@ def predictions(spans: pl.DataFrame, blame: pl.DataFrame, settings: Settings,
         for name, pick in BASELINES.items():
             span = pick(trace)
             if span is not None:
-                out[name][tid] = _prediction(trace, span, agent_of(trace, span))
+                out[name][tid] = _prediction(trace, span, agent_name(trace, span))
     return out
 
 

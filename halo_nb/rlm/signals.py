@@ -77,7 +77,7 @@ def numbers(text: str) -> set[str]:
     return found
 
 
-def agent_of(trace: TraceView, span: SpanNode) -> str | None:
+def agent_name(trace: TraceView, span: SpanNode) -> str | None:
     """The span's agent: ``gen_ai.agent.name`` on it or its nearest ancestor, else the
     name of the nearest agent-kind span, else the service."""
     node: SpanNode | None = span
@@ -125,7 +125,7 @@ class TraceSignals:
 
     def agent(self, span: SpanNode) -> str | None:
         if span.span_id not in self.agents:
-            self.agents[span.span_id] = agent_of(self.trace, span)
+            self.agents[span.span_id] = agent_name(self.trace, span)
         return self.agents[span.span_id]
 
     @cached_property
