@@ -105,7 +105,8 @@ def test_waterfall_large_trace_virtualised_collapse_zoom(notebook: Notebook,
     assert body.locator(".halo-row").count() < 80, "only the rows in view are in the DOM"
     expect(root.locator(".halo-toolbar").first).to_contain_text(f"{WIDE_SPANS:,} spans")
     body.evaluate("el => { el.scrollTop = el.scrollHeight; }")
-    expect(body.locator(".halo-row:visible").last).to_be_visible()
+    # The rows in view are drawn on the next frame after the scroll: wait for the last one.
+    expect(body.locator(f'.halo-row[data-index="{WIDE_SPANS - 1}"]')).to_be_visible()
     last_index = max(int(i) for i in body.locator(".halo-row:visible").evaluate_all(
         "rows => rows.map(r => r.dataset.index)"))
     assert last_index == WIDE_SPANS - 1
