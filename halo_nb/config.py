@@ -30,6 +30,13 @@ class Settings:
     # answers 503 with Retry-After). 0: half of this machine's physical memory.
     max_store_bytes: int = 0
     max_body_bytes: int = 64 * 1024 * 1024
+    # Request bodies held at once across all connections, beyond each one's first MiB
+    # (bytes); past it a request is answered 503 with Retry-After before the rest of its
+    # body is read. 0: four times max_body_bytes.
+    max_buffered_bytes: int = 0
+    # Connections served at once; past it an idle keep-alive connection is closed to make
+    # room, or, when none is idle, the new connection is answered 503.
+    max_connections: int = 256
     # A request's line, headers and body must all arrive within this many seconds of its
     # first byte (OTLP exporters give up on an export after 10 s by default).
     request_timeout_seconds: float = 10.0
@@ -49,6 +56,12 @@ class Settings:
             raise ConfigError(f"port: must be 0..65535 (0 picks a free port), got {self.port!r}")
         _check_positive("max_body_bytes", self.max_body_bytes)
         _check_positive("max_attributes_per_span", self.max_attributes_per_span)
+        _check_positive("max_connections", self.max_connections)
+        if self.max_buffered_bytes and self.max_buffered_bytes < self.max_body_bytes:
+            raise ConfigError(f"max_buffered_bytes: must be 0 (four times max_body_bytes) or "
+                              f">= max_body_bytes ({self.max_body_bytes}), else a body of "
+                              f"the largest size is never accepted; got "
+                              f"{self.max_buffered_bytes!r}")
         _check_positive("max_snapshot_bytes", self.max_snapshot_bytes)
         if not 0 < self.request_timeout_seconds <= 3600:
             raise ConfigError("request_timeout_seconds: must be > 0 and <= 3600, "
@@ -77,8 +90,8 @@ class Settings:
 # Settings a running part reads only when it starts: changing one restarts that part.
 STORE_SETTINGS = ("storage_path", "persist", "max_retention_days", "durability",
                   "max_store_bytes")
-COLLECTOR_SETTINGS = ("host", "port", "max_body_bytes", "request_timeout_seconds",
-                      "max_attributes_per_span")
+COLLECTOR_SETTINGS = ("host", "port", "max_body_bytes", "max_buffered_bytes", "max_connections",
+                      "request_timeout_seconds", "max_attributes_per_span")
 
 
 def store_memory_ceiling(settings: Settings) -> int:
@@ -216,7 +229,10 @@ _TOML_COMMENTS = {
                     "written within 0.25 s), and the in-memory ceiling in bytes (0: half\n"
                     "of physical memory).",
     "max_body_bytes": "Limits on what the collector accepts: the largest request body after\n"
-                      "decompression (bytes), the seconds a request may take to arrive, the\n"
+                      "decompression (bytes), the bodies held at once across connections\n"
+                      "beyond each one's first MiB (bytes; 0: four times the largest body;\n"
+                      "past it 503), the connections\n"
+                      "served at once, the seconds a request may take to arrive, the\n"
                       "attributes a span may carry (more are rejected, never truncated), and\n"
                       "the largest snapshot file import reads (bytes).",
     "analysis_depth": "Analysis: how many span layers the recursive walk decomposes, whether\n"

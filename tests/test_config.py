@@ -44,6 +44,8 @@ def test_halo_toml_sets_every_kind_of_value(tmp_path: Path) -> None:
         durability = "sync"
         max_store_bytes = 1_073_741_824
         max_body_bytes = 1_048_576
+        max_buffered_bytes = 4_194_304
+        max_connections = 32
         request_timeout_seconds = 2.5
         max_attributes_per_span = 64
         max_snapshot_bytes = 1_000_000
@@ -57,7 +59,8 @@ def test_halo_toml_sets_every_kind_of_value(tmp_path: Path) -> None:
     assert as_dict(settings) == {
         "host": "0.0.0.0", "port": 5000, "storage_path": "/var/halo", "persist": False,
         "max_retention_days": 7.5, "durability": "sync", "max_store_bytes": 1_073_741_824,
-        "max_body_bytes": 1_048_576, "request_timeout_seconds": 2.5,
+        "max_body_bytes": 1_048_576, "max_buffered_bytes": 4_194_304, "max_connections": 32,
+        "request_timeout_seconds": 2.5,
         "max_attributes_per_span": 64, "max_snapshot_bytes": 1_000_000, "analysis_depth": 5,
         "cross_trace_correlation": False, "min_traces_for_systemic_analysis": 3,
         "model": "none", "model_seed": 7,
@@ -189,6 +192,9 @@ def test_replace_changes_only_what_is_given() -> None:
     ("max_store_bytes = -1", "max_store_bytes"),
     ("request_timeout_seconds = 0", "request_timeout_seconds"),
     ("max_attributes_per_span = 0", "max_attributes_per_span"),
+    ("max_connections = 0", "max_connections"),
+    ("max_buffered_bytes = 1024", "max_buffered_bytes"),
+    ("max_buffered_bytes = -1", "max_buffered_bytes"),
     ("max_snapshot_bytes = 0", "max_snapshot_bytes"),
     ("model = 5", "model"),
     ('host = ""', "host"),

@@ -14,6 +14,7 @@ import gzip
 import json
 import os
 import random
+import select
 import socket
 import stat
 import struct
@@ -22,7 +23,7 @@ import sys
 import threading
 import time
 import tracemalloc
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -30,7 +31,7 @@ from google.rpc.status_pb2 import Status
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 from otlp_factory import field, json_request, protobuf_body, span, varint
 
-from halo_nb.ingest.server import Collector
+from halo_nb.ingest.server import IDLE_GRACE_S, Collector
 from halo_nb.interchange.snapshot import (
     SnapshotConflictError,
     SnapshotCorruptError,
@@ -43,6 +44,7 @@ from halo_nb.storage.store import SpanStore
 
 LIMIT = 1 << 20
 DEADLINE = 1.0
+ALLOWANCE = 64 * 1024
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 HALO = [sys.executable, "-m", "halo_nb.cli"]
@@ -430,6 +432,179 @@ def test_200_simultaneous_connections_are_all_answered(guarded: Guarded) -> None
         thread.join(timeout=60)
     assert codes == [200] * 200
     assert {f"burst {n}" for n in range(200)} <= names(guarded)
+
+
+# ---- connection and body budgets: a flood costs threads and memory up to the caps ----------
+
+
+@pytest.fixture
+def capped() -> Iterator[Guarded]:
+    """A collector serving at most 4 connections and holding at most 1 MiB of bodies
+    beyond each one's first 64 KiB."""
+    store = SpanStore(None)
+    collector = Collector(store, port=0, max_body_bytes=LIMIT, max_buffered_bytes=LIMIT,
+                          max_connections=4, request_timeout_seconds=20, decode_workers=0,
+                          body_allowance_bytes=ALLOWANCE).start()
+    try:
+        yield Guarded(collector, store)
+        assert collector.running and collector.body_budget.held == 0
+    finally:
+        collector.stop()
+        store.close()
+
+
+def post_head(port: int, length: int, *, extra: str = "") -> bytes:
+    """A keep-alive POST's request line and headers."""
+    return (f"POST /v1/traces HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+            f"Content-Type: {PROTOBUF}\r\nContent-Length: {length}\r\n{extra}\r\n").encode()
+
+
+def connect(guard: Guarded) -> socket.socket:
+    return socket.create_connection(("127.0.0.1", guard.collector.port), timeout=10)
+
+
+def keep_alive_post(guard: Guarded, sock: socket.socket, name: str) -> tuple[int, bytes, bytes]:
+    """Post one span on an open connection: (status, raw head, body)."""
+    body = protobuf_body([span(name)])
+    sock.sendall(post_head(guard.collector.port, len(body)) + body)
+    return read_answer(sock)
+
+
+def read_answer(sock: socket.socket) -> tuple[int, bytes, bytes]:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        assert chunk, f"the connection closed without an answer: {data!r}"
+        data += chunk
+    head_, _, body = data.partition(b"\r\n\r\n")
+    length = int(next(line.split(b":")[1] for line in head_.split(b"\r\n")
+                      if line.lower().startswith(b"content-length:")))
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        assert chunk
+        body += chunk
+    return int(head_.split(b" ")[1]), head_, body[:length]
+
+
+def wait_until(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + 10
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.01)
+
+
+def test_past_the_connection_cap_an_idle_connection_makes_room_else_503(
+        capped: Guarded) -> None:
+    server = capped.collector._server
+    assert server is not None
+    threads_before = threading.active_count()
+    four = [connect(capped) for _ in range(4)]
+    for n, sock in enumerate(four):
+        assert keep_alive_post(capped, sock, f"idle {n}")[0] == 200
+    time.sleep(IDLE_GRACE_S + 0.1)
+    fifth = connect(capped)  # all four are idle: the one idle longest gives up its slot
+    assert keep_alive_post(capped, fifth, "fifth")[0] == 200
+    closed = [sock for sock in four if select.select([sock], [], [], 2)[0] and not sock.recv(1)]
+    assert len(closed) == 1
+    busy = [sock for sock in four if sock is not closed[0]] + [fifth]
+    body = protobuf_body([span("slow")])
+    for sock in busy:  # each now sends half a request: no connection is idle
+        sock.sendall(post_head(capped.collector.port, len(body)) + body[:10])
+    wait_until(lambda: not server._idle, "the connections never became busy")
+    with connect(capped) as refused:
+        code, head_, raw = keep_alive_post(capped, refused, "refused")
+        assert code == 503 and b"Retry-After: 1" in head_
+        assert "max_connections" in message(raw)
+        assert refused.recv(1) == b""
+    assert threading.active_count() <= threads_before + 4 + 1  # + the one refusing thread
+    busy[0].sendall(body[10:])  # one request completes; its connection is idle again
+    assert read_answer(busy[0])[0] == 200
+    time.sleep(IDLE_GRACE_S + 0.1)
+    with connect(capped) as late:
+        assert keep_alive_post(capped, late, "late")[0] == 200
+    for sock in [*four, fifth]:
+        sock.close()
+    stored = names(capped)
+    assert {"idle 0", "idle 1", "idle 2", "idle 3", "fifth", "slow", "late"} <= stored
+    assert "refused" not in stored
+
+
+def test_bodies_past_the_buffer_budget_are_503_before_being_read(capped: Guarded) -> None:
+    port = capped.collector.port
+    big = protobuf_body([span("big", attrs={"pad": "x" * (LIMIT // 2)})])
+    charge = len(big) - ALLOWANCE
+    assert 2 * charge <= LIMIT < 3 * charge  # two fit in the budget, three not
+    holders = [connect(capped) for _ in range(2)]
+    for sock in holders:
+        sock.sendall(post_head(port, len(big)) + big[:100])
+    wait_until(lambda: capped.collector.body_budget.held == 2 * charge,
+               "the two bodies were never counted")
+    started = time.monotonic()
+    with connect(capped) as third:
+        third.sendall(post_head(port, len(big)))
+        code, head_, raw = read_answer(third)
+    assert code == 503 and b"Retry-After: 1" in head_
+    assert "max_buffered_bytes" in message(raw)
+    assert time.monotonic() - started < 5  # answered at once, not at a deadline
+    with connect(capped) as small:  # within its allowance, an ordinary batch still goes in
+        assert keep_alive_post(capped, small, "small")[0] == 200
+    chunk = LIMIT // 2
+    with connect(capped) as chunked:  # a chunk is counted before it is read
+        chunked.sendall(head("Content-Length: 0\r\n", chunked=False).replace(
+            b"Content-Length: 0\r\n", b"Transfer-Encoding: chunked\r\n")
+            + f"{chunk:x}\r\n".encode())
+        assert read_answer(chunked)[0] == 503
+    zipped = gzip.compress(b"\0" * (LIMIT - 1))  # small on the wire, large inflated
+    with connect(capped) as inflated:
+        inflated.sendall(post_head(port, len(zipped), extra="Content-Encoding: gzip\r\n")
+                         + zipped)
+        assert read_answer(inflated)[0] == 503
+    holders[0].sendall(big[100:])
+    assert read_answer(holders[0])[0] == 200
+    with connect(capped) as after:
+        after.sendall(post_head(port, len(big)) + big)
+        assert read_answer(after)[0] == 200
+    holders[1].close()
+    wait_until(lambda: capped.collector.body_budget.held == 0, "a body was never given back")
+    assert names(capped) == {"big", "small"}
+
+
+@pytest.mark.fault
+def test_a_flood_of_connections_is_answered_with_threads_bounded_by_the_cap(
+        capped: Guarded) -> None:
+    threads_before = threading.active_count()
+    peak = [0]
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], threading.active_count())
+            time.sleep(0.002)
+
+    codes: dict[str, int] = {}
+
+    def client(n: int) -> None:
+        name = f"flood {n}"
+        try:
+            with connect(capped) as sock:
+                codes[name] = keep_alive_post(capped, sock, name)[0]
+        except (OSError, AssertionError):  # closed unanswered: past the refusal queue
+            codes[name] = 0
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    clients = [threading.Thread(target=client, args=(n,)) for n in range(300)]
+    for thread in clients:
+        thread.start()
+    for thread in clients:
+        thread.join(timeout=60)
+    done.set()
+    watcher.join()
+    # The clients' 300 threads and the watcher, plus the collector's at most 4 + 1.
+    assert peak[0] <= threads_before + 300 + 1 + 4 + 1
+    assert len(codes) == 300 and set(codes.values()) <= {200, 503, 0}
+    answered_200 = {name for name, code in codes.items() if code == 200}
+    assert len(answered_200) >= 4 and answered_200 <= names(capped)
 
 
 # ---- files -------------------------------------------------------------------------------------

@@ -28,6 +28,21 @@ Hostile or broken HTTP is refused before anything is buffered past the limit:
   configured ``host``, or the address the connection came in on: a web page that rebinds
   its DNS name to 127.0.0.1 still sends its own name as Host, so it cannot post spans.
 
+Memory and threads stay bounded whoever connects:
+
+- at most ``max_connections`` connections are served at once (a thread each). A new one
+  past it makes room by closing an idle keep-alive connection (the oldest idle one; HTTP
+  lets a server close an idle connection, and exporters reconnect); when every
+  connection is busy, the new one is answered 503 with ``Retry-After`` and closed.
+- each request's body may take its first ``BODY_ALLOWANCE_BYTES`` (1 MiB, more than an
+  exporter's usual batch) freely; past that, at most ``max_buffered_bytes`` of bodies
+  (raw and decompressed) are held at once across connections, and a request whose body
+  would pass it is answered 503 with ``Retry-After`` before the rest is read. So N slow
+  uploads of large bodies cost the budget, not N times ``max_body_bytes``, and they
+  cannot starve ordinary exporters' batches. In all, bodies hold at most
+  ``max_connections`` x 1 MiB + ``max_buffered_bytes``. OTLP exporters retry 503 after
+  the delay it names.
+
 A bad request never stops the server and never touches spans already stored.
 
 Protobuf bodies are decoded natively (``otlp.decode_native``: C that runs without the
@@ -57,12 +72,14 @@ import os
 import pickle
 import queue
 import re
+import select
 import socket
 import subprocess
 import sys
 import threading
 import time
 import zlib
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -107,6 +124,15 @@ LISTEN_BACKLOG = 1024
 # JSON bodies at least this large are decoded in a worker process.
 POOL_MIN_BYTES = 64 * 1024
 DEFAULT_DECODE_WORKERS = max(1, min(4, os.cpu_count() or 1))
+# What a client refused for want of a connection slot or of body budget waits to retry.
+BUSY_RETRY_AFTER_S = 1
+# The part of each request's body that does not count against max_buffered_bytes.
+BODY_ALLOWANCE_BYTES = 1 << 20
+# Refused connections waiting for their 503 to be sent; past it one is closed unanswered.
+_REFUSALS_QUEUED = 64
+# A connection counts as idle (closable for room) once it has waited this long for a
+# request: a client that just connected, or just got its answer, sends straight away.
+IDLE_GRACE_S = 0.5
 
 
 class CollectorError(RuntimeError):
@@ -122,10 +148,36 @@ class CollectorCounts:
 
 
 class _Reject(Exception):
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, retry_after_s: int | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.retry_after_s = retry_after_s
+
+
+class _BodyBudget:
+    """The bytes of request bodies held at once, across every connection."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._held = 0
+        self._lock = threading.Lock()
+
+    def take(self, size: int) -> bool:
+        """Hold ``size`` more bytes if the budget allows it."""
+        with self._lock:
+            if self._held + size > self.limit:
+                return False
+            self._held += size
+            return True
+
+    def give(self, size: int) -> None:
+        with self._lock:
+            self._held -= size
+
+    @property
+    def held(self) -> int:
+        return self._held
 
 
 class Collector:
@@ -135,11 +187,17 @@ class Collector:
                  max_body_bytes: int = 64 * 1024 * 1024,
                  decode_workers: int = DEFAULT_DECODE_WORKERS, *,
                  request_timeout_seconds: float = 10.0,
-                 max_attributes_per_span: int | None = 1000) -> None:
+                 max_attributes_per_span: int | None = 1000,
+                 max_buffered_bytes: int | None = None, max_connections: int = 256,
+                 body_allowance_bytes: int = BODY_ALLOWANCE_BYTES) -> None:
         self.store = store
         self.host = host
         self.requested_port = port
         self.max_body_bytes = max_body_bytes
+        # None: room for four bodies of the largest size.
+        self.body_budget = _BodyBudget(max_buffered_bytes or 4 * max_body_bytes)
+        self.body_allowance_bytes = body_allowance_bytes
+        self.max_connections = max_connections
         self.decode_workers = decode_workers
         self.request_timeout_seconds = request_timeout_seconds
         self.max_attributes_per_span = max_attributes_per_span
@@ -159,7 +217,9 @@ class Collector:
         return cls(store, host=settings.host, port=settings.port,
                    max_body_bytes=settings.max_body_bytes,
                    request_timeout_seconds=settings.request_timeout_seconds,
-                   max_attributes_per_span=settings.max_attributes_per_span)
+                   max_attributes_per_span=settings.max_attributes_per_span,
+                   max_buffered_bytes=settings.max_buffered_bytes or None,
+                   max_connections=settings.max_connections)
 
     # ---- lifecycle -----------------------------------------------------------------------
 
@@ -178,6 +238,7 @@ class Collector:
             raise CollectorError(
                 f"cannot listen on {self.host}:{self.requested_port}: {exc}") from None
         server.collector = self
+        server.max_connections = self.max_connections
         self._server = server
         self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
                                         name=f"halo-collector-{self.port}", daemon=True)
@@ -433,28 +494,137 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = LISTEN_BACKLOG
     collector: Collector
+    max_connections = 256
 
     def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
-        self._connections: set[socket.socket] = set()
+        # The connections being served, and those of them waiting for a request (oldest
+        # idle first, with when they began to wait); both change under the lock.
+        self._open: set[socket.socket] = set()
+        self._idle: dict[socket.socket, float] = {}
         self._connections_lock = threading.Lock()
+        self._refusals: queue.Queue[socket.socket] = queue.Queue(_REFUSALS_QUEUED)
+        self._refuser: threading.Thread | None = None
         super().__init__(address, handler)
 
-    def track(self, connection: socket.socket, open_: bool) -> None:
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """Serve the connection in a thread of its own if a slot is free or an idle
+        connection gives up its slot; else answer it 503 (see the module docstring)."""
         with self._connections_lock:
-            if open_:
-                self._connections.add(connection)
-            else:
-                self._connections.discard(connection)
+            if len(self._open) >= self.max_connections:
+                self._close_one_idle()
+            admitted = len(self._open) < self.max_connections
+            if admitted:
+                self._open.add(request)
+                self._idle[request] = time.monotonic()
+        if admitted:
+            super().process_request(request, client_address)
+        else:
+            self._refuse(request)
+
+    def _close_one_idle(self) -> None:
+        """Close the connection idle longest, past the grace period, whose client has
+        sent nothing unread (call with the lock held); its thread sees the connection end
+        and finishes."""
+        waited_since = time.monotonic() - IDLE_GRACE_S
+        for connection, since in list(self._idle.items()):
+            if since > waited_since:
+                return  # the rest began to wait later still
+            if _readable(connection):
+                continue  # a request (or the client's close) is arriving: not idle
+            del self._idle[connection]
+            self._open.discard(connection)
+            _shut(connection)
+            return
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            with self._connections_lock:
+                self._open.discard(request)
+                self._idle.pop(request, None)
+
+    def set_idle(self, connection: socket.socket, idle: bool) -> bool:
+        """Say whether ``connection`` waits for its next request (and may be closed for
+        room). False when it was closed for room meanwhile: its request, if one arrived,
+        must be dropped unanswered, as the client sees a closed idle connection."""
+        with self._connections_lock:
+            if connection not in self._open:
+                return False
+            self._idle.pop(connection, None)
+            if idle:
+                self._idle[connection] = time.monotonic()
+            return True
 
     def close_connections(self) -> None:
         with self._connections_lock:
-            connections = list(self._connections)
+            connections = list(self._open)
         for connection in connections:
+            _shut(connection)
+
+    def _refuse(self, connection: socket.socket) -> None:
+        """Answer a connection past the cap 503 from one thread for all refusals, so a
+        flood of connections costs one thread; past a queue of them, close unanswered."""
+        self.collector._count(accepted=False)
+        try:
+            self._refusals.put_nowait(connection)
+        except queue.Full:
+            connection.close()
+            return
+        if self._refuser is None:
+            self._refuser = threading.Thread(target=self._answer_refusals, daemon=True,
+                                             name="halo-collector-refusals")
+            self._refuser.start()
+
+    def _answer_refusals(self) -> None:
+        while True:
+            connection = self._refusals.get()
             try:
-                connection.shutdown(socket.SHUT_RDWR)
+                connection.settimeout(1.0)
+                connection.sendall(_BUSY_RESPONSE)
+                connection.shutdown(socket.SHUT_WR)
+                # Read what the client sent, for up to a second: closing with it unread
+                # would reset the connection and could discard the answer at the client.
+                deadline = time.monotonic() + 1.0
+                while time.monotonic() < deadline and connection.recv(_READ_STEP):
+                    pass
             except OSError:
                 pass
+            finally:
+                connection.close()
+
+
+def _readable(connection: socket.socket) -> bool:
+    """Whether the client sent something not read yet, without waiting (a socket with a
+    timeout would wait for it in recv, whatever the flags)."""
+    poller = select.poll()
+    try:
+        poller.register(connection, select.POLLIN)
+    except (OSError, ValueError):  # closed meanwhile
+        return True
+    return bool(poller.poll(0))
+
+
+def _shut(connection: socket.socket) -> None:
+    try:
+        connection.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
+def _busy_response() -> bytes:
+    body = Status(code=_GRPC_CODE[503],
+                  message="the collector is serving as many connections as it may "
+                          "(max_connections), none of them idle; retry shortly"
+                  ).SerializeToString()
+    head = (f"HTTP/1.1 503 Service Unavailable\r\nContent-Type: {PROTOBUF}\r\n"
+            f"Content-Length: {len(body)}\r\nRetry-After: {BUSY_RETRY_AFTER_S}\r\n"
+            "Connection: close\r\n\r\n")
+    return head.encode() + body
+
+
+_BUSY_RESPONSE = _busy_response()
 
 
 class _DeadlinePassed(Exception):
@@ -471,11 +641,13 @@ class _DeadlineReader(io.RawIOBase):
     body than it sends, is cut off at the deadline rather than after each read's timeout.
     """
 
-    def __init__(self, sock: socket.socket, idle_timeout: float, request_timeout: float) -> None:
+    def __init__(self, sock: socket.socket, idle_timeout: float, request_timeout: float,
+                 on_request_start: Callable[[], bool]) -> None:
         super().__init__()
         self._sock = sock
         self._idle_timeout = idle_timeout
         self._request_timeout = request_timeout
+        self._on_request_start = on_request_start
         self._deadline: float | None = None
 
     def readable(self) -> bool:
@@ -502,6 +674,8 @@ class _DeadlineReader(io.RawIOBase):
             raise _DeadlinePassed from None
         if deadline is None and received:
             self._deadline = time.monotonic() + self._request_timeout
+            if not self._on_request_start():
+                raise ConnectionResetError("closed to make room for another connection")
         return received
 
 
@@ -516,12 +690,24 @@ class _Handler(BaseHTTPRequestHandler):
         super().setup()
         self.rfile.close()  # the plain reader: reads go through the deadline instead
         self._reader = _DeadlineReader(self.connection, self.timeout,
-                                       self.server.collector.request_timeout_seconds)
+                                       self.server.collector.request_timeout_seconds,
+                                       self._busy)
         self.rfile = io.BufferedReader(self._reader, 64 * 1024)
-        self.server.track(self.connection, True)
+        self._body = 0  # body bytes this request counted (raw and decompressed)
+        self._held = 0  # of them, those held of the collector's budget
+
+    def _busy(self) -> bool:
+        return self.server.set_idle(self.connection, False)
+
+    def parse_request(self) -> bool:
+        if not self._busy():  # a pipelined request arrives without a read
+            self.close_connection = True
+            return False
+        return super().parse_request()
 
     def handle_one_request(self) -> None:
         self._reader.next_request()
+        self.server.set_idle(self.connection, True)
         # What an answer needs if the request line itself never arrives whole.
         self.requestline, self.request_version, self.command = "", self.protocol_version, None
         try:
@@ -539,7 +725,7 @@ class _Handler(BaseHTTPRequestHandler):
                                "(request_timeout_seconds)", self._response_type())
 
     def finish(self) -> None:
-        self.server.track(self.connection, False)
+        self._busy()
         super().finish()
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - base signature
@@ -550,6 +736,18 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         collector = self.server.collector
         response_type = self._response_type()
+        try:
+            self._store_request(collector, response_type)
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        """Give the request's body bytes back to the budget (before answering, so a
+        client that got its answer finds them free)."""
+        self.server.collector.body_budget.give(self._held)
+        self._body = self._held = 0
+
+    def _store_request(self, collector: Collector, response_type: str) -> None:
         body_read = False
         try:
             self._check_host()
@@ -563,11 +761,17 @@ class _Handler(BaseHTTPRequestHandler):
                 result = collector.ingest(body, content_type)
             except OTLPDecodeError as exc:
                 raise _Reject(400, str(exc)) from None
+            finally:
+                del body
+                self._release()
         except _Reject as reject:
+            self._release()
             if not body_read:  # the unread rest would be taken for the next request
                 self.close_connection = True
             collector._count(accepted=False)
-            self._send_status(reject.status, reject.message, response_type)
+            retry = ({"Retry-After": str(reject.retry_after_s)}
+                     if reject.retry_after_s is not None else None)
+            self._send_status(reject.status, reject.message, response_type, extra=retry)
             return
         except StoreUnavailable as exc:  # store at its memory ceiling, or a sync write failed
             collector._count(accepted=False)
@@ -670,8 +874,23 @@ class _Handler(BaseHTTPRequestHandler):
         except ConnectionError:
             raise _Reject(400, "the connection was reset before the body ended") from None
         if encoding == "gzip":
-            return _gunzip(raw, limit)
+            return _gunzip(raw, limit, self._hold)
         return raw
+
+    def _hold(self, size: int) -> None:
+        """Count ``size`` more body bytes: past the request's allowance, against the
+        collector's budget, refusing the request (503) when they would pass it."""
+        collector = self.server.collector
+        charge = (max(0, self._body + size - collector.body_allowance_bytes)
+                  - max(0, self._body - collector.body_allowance_bytes))
+        budget = collector.body_budget
+        if charge and not budget.take(charge):
+            raise _Reject(503, f"the collector holds {budget.held:,} bytes of large request "
+                               f"bodies and {charge:,} more would pass max_buffered_bytes "
+                               f"({budget.limit:,}); retry shortly",
+                          retry_after_s=BUSY_RETRY_AFTER_S)
+        self._body += size
+        self._held += charge
 
     def _read_sized(self, lengths: list[str], limit: int) -> bytes:
         if not lengths:
@@ -683,6 +902,7 @@ class _Handler(BaseHTTPRequestHandler):
         if length > limit:
             raise _Reject(413, f"body of {length} bytes exceeds the limit of {limit} bytes "
                                "(max_body_bytes)")
+        self._hold(length)
         return self._read_exactly(length)
 
     def _read_exactly(self, length: int) -> bytes:
@@ -727,6 +947,7 @@ class _Handler(BaseHTTPRequestHandler):
             if framing > limit:
                 raise _Reject(413, f"chunk framing exceeds {limit} bytes (max_body_bytes); "
                                    "send larger chunks")
+            self._hold(chunk)
             pieces.append(self._read_exactly(chunk))
             if self.rfile.read(2) != b"\r\n":
                 raise _Reject(400, "a chunk's data is not followed by CRLF")
@@ -803,9 +1024,9 @@ def _cut(text: str, size: int = 100) -> str:
     return text if len(text) <= size else text[:size] + "..."
 
 
-def _gunzip(raw: bytes, limit: int) -> bytes:
+def _gunzip(raw: bytes, limit: int, hold: Callable[[int], None]) -> bytes:
     """Decompress gzip (possibly multi-member) without ever holding more than ``limit``
-    decompressed bytes."""
+    decompressed bytes; ``hold`` counts each piece against the body budget first."""
     out: list[bytes] = []
     size = 0
     data = raw
@@ -823,6 +1044,7 @@ def _gunzip(raw: bytes, limit: int) -> bytes:
             if size > limit:
                 raise _Reject(413, f"decompressed body exceeds the limit of {limit} bytes "
                                    "(max_body_bytes)")
+            hold(len(piece))
             out.append(piece)
         data = inflater.unused_data
     return b"".join(out)
