@@ -30,6 +30,7 @@ _settings: Settings | None = None
 _store: SpanStore | None = None
 _collector: Collector | None = None
 _last_analysis: Any = None
+_analysis_listeners: dict[object, Callable[[], None]] = {}
 # Called first by ``shutdown`` (e.g. the SDK hands its buffered spans to the store).
 _before_shutdown: list[Callable[[], None]] = []
 
@@ -103,8 +104,29 @@ def stop() -> None:
 
 
 def set_last_analysis(result: Any) -> None:
+    """Keep ``result`` as the session's latest analysis and tell the views that follow it."""
     global _last_analysis
     _last_analysis = result
+    for callback in list(_analysis_listeners.values()):
+        try:
+            callback()
+        except Exception:  # noqa: BLE001 - one view's failure must not stop analyze()
+            import logging
+
+            logging.getLogger(__name__).exception("halo_nb: a view failed to follow the "
+                                                  "new analysis")
+
+
+def follow_analyses(callback: Callable[[], None]) -> Callable[[], None]:
+    """Call ``callback()`` after every ``set_last_analysis``; returns a function that
+    stops it."""
+    token = object()
+    _analysis_listeners[token] = callback
+
+    def unfollow() -> None:
+        _analysis_listeners.pop(token, None)
+
+    return unfollow
 
 
 def last_analysis() -> Any:

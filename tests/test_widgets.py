@@ -312,6 +312,37 @@ def test_trace_list_shows_findings_of_the_latest_analysis(store: SpanStore,
     assert healthy["input_preview"] == "Where is my order #1234?"
 
 
+def test_views_that_follow_the_latest_analysis_refresh_when_analyze_runs_again(
+        store: SpanStore, analysis: object) -> None:
+    previous = runtime.last_analysis()
+    runtime.set_last_analysis(None)
+    trace_list, clusters = TraceList(store), Clusters(None, store)
+    listed, clustered = Recorder(trace_list), Recorder(clusters)
+    try:
+        ask(trace_list, type="ready")
+        ask(trace_list, type="open", trace_id=FAILING[0])
+        ask(clusters, type="ready")
+        assert decode(listed.of("traces")[0][1][0]).column("cluster_id").null_count == 12
+        runtime.set_last_analysis(analysis)  # what analyze() does; no span arrives
+        deadline = time.monotonic() + 5
+        while (len(listed.of("traces")) < 2 or len(listed.of("waterfall")) < 2
+               or len(clustered.of("analysis")) < 2) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        trace_list.close()
+        clusters.close()
+        runtime.set_last_analysis(previous)
+    content, [rows] = listed.of("traces")[1]
+    assert content["mode"] == "upsert"
+    updated = {r["trace_id"]: r for r in decode(rows).to_pylist()}
+    assert set(updated) == set(FAILING)  # only the rows whose findings changed
+    assert all(r["worst_severity"] == "high" for r in updated.values())
+    content, _ = listed.of("waterfall")[1]
+    assert content["keep"] and content["decisive"] is not None
+    _, [cluster_rows, _] = clustered.of("analysis")[1]
+    assert decode(cluster_rows).num_rows == analysis.clusters.height >= 1
+
+
 def test_search_traces_and_find_in_trace_reach_span_content(store: SpanStore) -> None:
     widget = TraceList(store)
     sent = Recorder(widget)

@@ -36,6 +36,12 @@ def _latest_result() -> Any:
     return runtime.last_analysis()
 
 
+def _follow_analyses(callback: Callable[[], None]) -> Callable[[], None]:
+    from .. import runtime
+
+    return runtime.follow_analyses(callback)
+
+
 class HaloWidget(anywidget.AnyWidget):
     """Base of every halo_nb view: answers the front end's requests from a SpanStore and
     an analysis result, and pushes trace-list and waterfall changes as spans arrive.
@@ -50,6 +56,7 @@ class HaloWidget(anywidget.AnyWidget):
     selected_trace = traitlets.Unicode("").tag(sync=True)
     _throttle: Throttle | None = None
     _unsubscribe: Callable[[], None] | None = None
+    _unfollow: Callable[[], None] | None = None
 
     def __init__(self, store: Any, result: Any = None, *, view: str, trace_id: str = "",
                  height: int = 560, live: bool = True) -> None:
@@ -67,12 +74,17 @@ class HaloWidget(anywidget.AnyWidget):
         if live:
             self._throttle = Throttle(self._refresh)
             self._unsubscribe = store.subscribe(self._throttle.notify)
+            if result is None:  # a new analyze() refreshes findings, clusters and flags
+                self._unfollow = _follow_analyses(self._throttle.notify)
 
     def close(self) -> None:
         """Stop following the store, then close the comm."""
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
+        if self._unfollow is not None:
+            self._unfollow()
+            self._unfollow = None
         if self._throttle is not None:
             self._throttle.close()
         super().close()
@@ -164,15 +176,20 @@ class HaloWidget(anywidget.AnyWidget):
                                          analysis=analysis))
 
     def _refresh(self) -> None:
-        """Runs on the throttle's thread after spans arrived."""
+        """Runs on the throttle's thread after spans arrived or a new analysis was kept."""
         with self._lock:
+            reanalysed = self._result_source() is not self._result
+            self._analysis  # noqa: B018 - takes the new result in
             if self.view in LIST_VIEWS:
                 changes = self._feed.changes(self._store.traces(), self._analysis)
                 if changes is not None:
                     self._push(changes)
+            if reanalysed and self.view in ("clusters", "insights", "dashboard"):
+                self._push(self._analysis.message(self._store))
             if self._open is not None and self._open_spans is not None:
                 trace_id, cluster_id = self._open
-                if self._store.spans(trace_id).height != self._open_spans.height:
+                if (reanalysed
+                        or self._store.spans(trace_id).height != self._open_spans.height):
                     self._open_trace(trace_id, cluster_id, keep=True)
 
     def _push(self, message: Message) -> None:
