@@ -13,12 +13,16 @@ the injected scenarios (halo_nb/rlm/scoring.py).
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
-from evaluation.corpus import generate
-from evaluation.scoring import DetectorScore, score
-from halo_nb.config import Settings
-from halo_nb.rlm import analyze_frame
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # evaluation/ (not in the wheel)
+
+from evaluation.corpus import generate  # noqa: E402
+from evaluation.scoring import DetectorScore, score  # noqa: E402
+from halo_nb.config import Settings  # noqa: E402
+from halo_nb.rlm import analyze_frame  # noqa: E402
 
 
 def main() -> None:
