@@ -104,13 +104,14 @@ def map_traces(prepared: pl.DataFrame, settings: Settings, given: Mapping[str, s
     for trace_id, nodes in _group(prepared):
         trace = TraceView(trace_id, nodes, settings.analysis_depth)
         trace.corpus_end_ns = corpus_end
+        outcome = trace_outcome(trace, given.get(trace_id), trace_id in annotated)
+        # What the user says wins; otherwise the engine's broader failure test.
+        told = outcome.source in ("user", "annotation", "score")
+        trace.told_outcome = outcome.outcome if told else None
         errors: list[str] = []
         rows = walk_trace(trace, span_dets, trace_dets, errors)
         out.trace_ids.append(trace_id)
-        outcome = trace_outcome(trace, given.get(trace_id), trace_id in annotated)
         out.outcomes[trace_id] = (outcome.outcome, outcome.source)
-        # What the user says wins; otherwise the engine's broader failure test.
-        told = outcome.source in ("user", "annotation", "score")
         if (outcome.outcome == FAILED) if told else _failed(trace):
             out.failed.add(trace_id)
         if outcome.outcome == FAILED:

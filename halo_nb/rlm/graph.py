@@ -130,6 +130,9 @@ class TraceView:
         self.memo: dict[str, Any] = {}
         # Newest timestamp in the analysed corpus; set by the engine.
         self.corpus_end_ns: int | None = None
+        # "failed" or "succeeded" when someone said so (the caller, an annotation, an eval
+        # score): set by the engine before the detectors run (outcome.py).
+        self.told_outcome: str | None = None
         self._build()
 
     # -- construction -------------------------------------------------------------------

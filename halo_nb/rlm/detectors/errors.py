@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..graph import SpanNode, TraceView
+from ..outcome import SUCCEEDED, failure_evidence
 from ..registry import Hit, detector
 from ..walk import NodeContext
 
@@ -31,18 +32,30 @@ def error_status(span: SpanNode, ctx: NodeContext) -> Hit | None:
 
 
 def recovered(trace: TraceView, span: SpanNode) -> bool:
-    """Whether the run got past this failure: the trace's root is another span, ended
-    without error and answered (when it records its question), no ancestor of the
-    failed span failed, and an LLM call started after the failure ended (the agent saw
-    it and went on)."""
+    """Whether the run got past this failure. When someone said how the run ended (the
+    caller, an annotation, an eval score), that decides. Otherwise: the trace's root is
+    another span, ended without error and answered (when it records its question), the
+    engine sees no evidence of failure (outcome.failure_evidence), no ancestor of the
+    failed span failed, and a decision started after the failure ended (an LLM call or
+    an agent's step: the agent saw it and went on)."""
+    if trace.told_outcome is not None:
+        return trace.told_outcome == SUCCEEDED
     root = trace.root
     if root is None or root is span or not root.ended or root.failed or span.end_ns is None:
         return False
     if root.input is not None and not (root.output or "").strip():
         return False  # the root records its question but gave no answer
+    if "failure_evidence" not in trace.memo:
+        trace.memo["failure_evidence"] = failure_evidence(trace)
+        trace.memo["last_decision_ns"] = max(
+            (s.start_ns for s in trace.spans
+             if s.start_ns is not None and s.kind != "tool" and s is not root), default=None)
+    if trace.memo["failure_evidence"] is not None:
+        return False
     parent = trace.parent(span)
     while parent is not None:
         if parent.failed:
             return False
         parent = trace.parent(parent)
-    return any(llm.start_ns >= span.end_ns for llm in trace.llms)
+    last_decision = trace.memo["last_decision_ns"]
+    return last_decision is not None and last_decision >= span.end_ns

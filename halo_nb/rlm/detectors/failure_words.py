@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from ..graph import SpanNode, TraceView
 from ..registry import Hit, detector
 from ..text import failure_terms, value_texts
+from .errors import recovered
 
 # Attributes that hold what went *into* a call (prompts, tool definitions, arguments) or
 # duplicate a frame column already scanned; a failure word there is not a failure signal.
@@ -63,7 +64,9 @@ def failure_words(trace: TraceView) -> Iterator[Hit]:
     attributes (never in JSON keys or request parameters) while its status is not ERROR.
     Each term is reported where it first appeared (in end-time order); later spans that
     only repeat it are listed as echoes. Terms on
-    failed spans are left to error_status, and their echoes are not reported."""
+    failed spans are left to error_status, and their echoes are not reported. Low in an
+    agent's own words (not a tool's result) when the run recovered past them
+    (errors.recovered): agents reason aloud about what failed and try another way."""
     candidates = [s for s in trace.spans if s.fw_candidate]
     if not candidates:
         return
@@ -89,4 +92,5 @@ def failure_words(trace: TraceView) -> Iterator[Hit]:
                   {"terms": sorted(terms), "where": {t: terms[t] for t in sorted(terms)},
                    "status": span.status, "echo_span_ids": sorted(set(echoes.get(span.span_id,
                                                                                   [])))},
-                  key=new[0], follows=follows)
+                  key=new[0], follows=follows,
+                  severity="low" if span.kind != "tool" and recovered(trace, span) else None)

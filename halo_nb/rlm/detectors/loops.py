@@ -13,6 +13,8 @@ from .common import loop_tools, outcome, previous_call
 LOOP_MIN_CALLS = 5
 # Calls ask about the same thing when their argument values are this similar.
 LOOP_SIMILAR_ARGS = 0.8
+# Characters of a result compared when arguments are not captured.
+RESULT_CHARS = 2000
 
 
 @detector("agent_loop", severity="high", scope="span",
@@ -23,8 +25,9 @@ def agent_loop(span: SpanNode, ctx: NodeContext) -> Hit | None:
     about the same as another (argument values at least LOOP_SIMILAR_ARGS similar): the
     agent cycles LLM -> tool without converging. Reported on the lowest span holding all
     those calls. High when the arguments repeat exactly; medium when they vary a little
-    ("angle 2", "angle 3") or are not captured. Calls whose arguments differ (six
-    cities, six documents) are ordinary fan-out work and are not reported."""
+    ("angle 2", "angle 3"). Calls whose arguments differ (six cities, six documents) are
+    ordinary fan-out work and are not reported. Arguments not captured: the results
+    tell (_severity_by_results)."""
     loop = _loops(ctx.trace).get(span.span_id)
     if loop is None:
         return None
@@ -63,7 +66,7 @@ def _loop_severity(calls: list[SpanNode]) -> str | None:
     if len(calls) < LOOP_MIN_CALLS:
         return None
     if any(c.tool_args is None for c in calls):
-        return "medium"
+        return _severity_by_results(calls)
     texts = [normalise_args(c.tool_args) for c in calls]
     similar = sum(1 for i, a in enumerate(calls)
                   if any((values_similarity(a.tool_args, b.tool_args) or 0) >= LOOP_SIMILAR_ARGS
@@ -72,6 +75,20 @@ def _loop_severity(calls: list[SpanNode]) -> str | None:
         return None
     repeated = max(texts.count(t) for t in set(texts))
     return "high" if repeated >= LOOP_MIN_CALLS else "medium"
+
+
+def _severity_by_results(calls: list[SpanNode]) -> str | None:
+    """A loop judged by what the calls returned, when what they asked is not recorded:
+    medium when at least half of them (and three) returned the same (the agent keeps
+    getting one answer, or one error, back); none when the results differ (a code runner
+    running new code each time is work, not a loop); low when results are not captured
+    either (a count alone)."""
+    results = [c.tool_result if c.tool_result is not None else c.output for c in calls]
+    if any(r is None for r in results):
+        return "low"
+    texts = [normalise_args(r[:RESULT_CHARS]) for r in results]
+    repeated = max(texts.count(t) for t in set(texts))
+    return "medium" if repeated >= max(3, len(calls) / 2) else None
 
 
 def _lowest_common_ancestor(trace: TraceView, spans: list[SpanNode]) -> SpanNode | None:
