@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 
+import numpy as np
 import polars as pl
 
 from .signatures import span_label
@@ -244,7 +246,9 @@ def outlier_values(rows: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     """The samples behind the outlier statistics, as (group, value) frames: latency per
     lat_group, output tokens per label."""
     def samples(column: str, group: str) -> pl.DataFrame:
-        return rows.select(pl.col(group).alias("group"), pl.col(column).alias("value")
+        # -0.0 as 0.0: a sort may put equal zeros in either order, so a median of two
+        # zeros would take the sign of whichever came first
+        return rows.select(pl.col(group).alias("group"), (pl.col(column) + 0.0).alias("value")
                            ).drop_nulls("value")
 
     return samples("lat_value", "lat_group"), samples("tok_value", "label")
@@ -252,17 +256,54 @@ def outlier_values(rows: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
 
 def outlier_table(values: pl.DataFrame, prefix: str) -> pl.DataFrame:
     """Per group of ``values`` (outlier_values; each group whole): the median, the spread
-    1.4826 * MAD (the mean absolute deviation times 1.2533 when MAD is 0) and the sample
-    count. Values are sorted first, so any partitioning of the groups gives the same
-    numbers to the last bit."""
+    (spread_table) and the sample count. Values are sorted first and the fallback mean
+    summed exactly, so any partitioning of the groups gives the same numbers to the last
+    bit."""
     x = pl.col("value")
-    deviation = (x - x.median()).abs()
-    spread = pl.when(deviation.median() > 0).then(deviation.median() * _MAD_TO_SIGMA).otherwise(
-        deviation.mean() * 1.2533)
-    return (values.sort("group", "value", nulls_last=True)
-            .group_by("group", maintain_order=True)
-            .agg(x.median().alias(f"{prefix}_median"), spread.alias(f"{prefix}_spread"),
-                 x.count().alias(f"{prefix}_n")))
+    table = (values.sort("group", "value", nulls_last=True)
+             .group_by("group", maintain_order=True)
+             .agg(x.median().alias("median"), (x - x.median()).abs().median().alias("mad"),
+                  x.count().alias("n")))
+    flat = (values.join(table.filter(~(pl.col("mad") > 0)), on="group", nulls_equal=True)
+            .select("group", "n", (x - pl.col("median")).abs().alias("deviation")))
+    means = [(group, mean_of(deviation_sum(part["deviation"].to_numpy()), part["n"][0]))
+             for (group,), part in flat.partition_by("group", as_dict=True).items()]
+    return spread_table(table, means, prefix)
+
+
+def spread_table(table: pl.DataFrame, means: Sequence[tuple[str | None, float]],
+                 prefix: str) -> pl.DataFrame:
+    """The outlier table from each group's median, MAD (median absolute deviation) and
+    count (``table``) and, where the MAD is not above 0, its mean absolute deviation
+    (``means``): the spread is 1.4826 * MAD, or the mean absolute deviation times 1.2533."""
+    mean = pl.DataFrame(means, schema={"group": pl.String, "mean": pl.Float64}, orient="row")
+    spread = pl.when(pl.col("mad") > 0).then(pl.col("mad") * _MAD_TO_SIGMA).otherwise(
+        pl.col("mean") * 1.2533)
+    return (table.join(mean, on="group", how="left", nulls_equal=True, maintain_order="left")
+            .select("group", pl.col("median").alias(f"{prefix}_median"),
+                    spread.alias(f"{prefix}_spread"),
+                    pl.col("n").cast(pl.get_index_type()).alias(f"{prefix}_n")))
+
+
+def deviation_sum(deviations: np.ndarray) -> tuple[Fraction, float]:
+    """The sum of float64 ``deviations`` as (the exact sum of the finite ones, the float
+    sum of the others: 0.0, inf or nan). Sums of parts add up to the sum of the whole
+    exactly, in any order: a corpus in pieces sums like a corpus in one frame."""
+    finite = np.isfinite(deviations)
+    mantissas, exponents = np.frexp(deviations[finite])
+    integers = np.ldexp(mantissas, 53).astype(np.int64)  # value = integer * 2**(exponent - 53)
+    total = Fraction(0)
+    for exponent in np.unique(exponents):
+        chosen = integers[exponents == exponent]  # halves of 27 bits: no int64 overflow
+        whole = (int((chosen >> 26).sum()) << 26) + int((chosen & (1 << 26) - 1).sum())
+        total += whole * Fraction(2) ** int(exponent - 53)
+    return total, float(deviations[~finite].sum())
+
+
+def mean_of(total: tuple[Fraction, float], n: int) -> float:
+    """The mean of ``n`` values whose deviation_sum is ``total``, correctly rounded."""
+    exact, other = total
+    return other if other else float(exact / n)
 
 
 def _with_outliers(frame: pl.DataFrame, table: pl.DataFrame, column: str, group: str,
