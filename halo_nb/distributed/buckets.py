@@ -3,9 +3,8 @@ as one Arrow IPC file (LZ4) with its record batches grouped by bucket, so a read
 exactly its bucket's batches from each file and never a whole file.
 
 This is the shuffle of the distributed analysis: every span of a trace lands in the same
-bucket whichever source it came from, and every sample of a label in the same stats
-bucket. Files live in a scratch folder every worker can read (a local folder for a local
-cluster, a shared mount for a cluster of machines).
+bucket whichever source it came from. Files live in a scratch folder every worker can
+read (a local folder for a local cluster, a shared mount for a cluster of machines).
 """
 
 from __future__ import annotations

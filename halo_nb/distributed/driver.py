@@ -4,16 +4,17 @@ cluster, with the same AnalysisResult as ``analyze_frame`` over the same spans.
 Stages (tasks.py runs each on the workers; only small values come back here):
 
     pieces ──split_piece──► scratch by trace bucket        (the shuffle by trace id)
-    trace buckets ──sample_partition──► tool usage, latest time; samples by label bucket
-    label buckets ──outlier_partition──► exact median / MAD tables    ┐ CorpusStats,
-    driver: merge tool usage → tools empty by design                  ┘ broadcast
+    trace buckets ──sample_partition──► tool usage, latest time, a sample file each
+    sample files ──scan_samples──► counts ──► … (passes) exact median / MAD ┐ CorpusStats,
+    driver: merge tool usage → tools empty by design                        ┘ broadcast
     trace buckets ──analyze_partition──► TracePartial (findings, outcome, blame per trace)
     driver: engine.reduce_traces — clusters, prevalence, lift, hypotheses, narratives
 
 A worker holds one piece or one bucket at a time: the bucket count follows the corpus'
-span count (``partition_spans`` per bucket), so memory per worker stays bounded whatever
-the corpus size. Spans whose (trace id, span id) repeats keep the first
-copy in source order, as when the sources are read into one frame.
+span count (``partition_spans`` per bucket), and the statistics read the sample files one
+at a time (selection.py), so memory per worker stays bounded whatever the corpus size.
+Spans whose (trace id, span id) repeats keep the first copy in source order, as when the
+sources are read into one frame.
 """
 
 from __future__ import annotations
@@ -34,15 +35,8 @@ from ..rlm.result import AnalysisResult
 from ..sources import SourceLike, expand_sources
 from .buckets import BucketInput
 from .cluster import dask_client, worker_count
-from .tasks import (
-    LATENCY,
-    TOKENS,
-    analyze_partition,
-    outlier_partition,
-    sample_partition,
-    split_piece,
-    stacked,
-)
+from .selection import LATENCY, TOKENS, Label, Queries, outlier_tables, scan_samples
+from .tasks import analyze_partition, sample_partition, split_piece
 
 # Spans per trace bucket: a few hundred MB at the peak of a worker's task.
 PARTITION_SPANS = 50_000
@@ -69,7 +63,6 @@ def analyze_sources(source: SourceLike, settings: Settings, *,
         slots = worker_count(client)
         spans = sum(piece.span_estimate() for piece in pieces)
         buckets = partitions or max(2 * slots, math.ceil(spans / partition_spans))
-        label_buckets = min(buckets, 2 * slots)
 
         tick = time.perf_counter()
         ids = list(trace_ids) if trace_ids is not None else None
@@ -81,16 +74,21 @@ def analyze_sources(source: SourceLike, settings: Settings, *,
 
         tick = time.perf_counter()
         samples = client.gather(client.map(sample_partition, trace_inputs,
-                                           range(len(trace_inputs)),
-                                           label_buckets=label_buckets, scratch=folder,
+                                           range(len(trace_inputs)), scratch=folder,
                                            pure=False))
-        tables = client.gather(client.map(outlier_partition,
-                                          _bucket_inputs([s.samples for s in samples],
-                                                         label_buckets), pure=False))
-        stats = CorpusStats(
-            empty_by_design_tools([s.tool_usage for s in samples]),
-            stacked([lat for lat, _ in tables], LATENCY),
-            stacked([tok for _, tok in tables], TOKENS))
+        counts: dict[Label, int] = {}
+        for sample in samples:
+            for label, n in sample.counts.items():
+                counts[label] = counts.get(label, 0) + n
+        files = [sample.samples for sample in samples]
+        shards = [files[i::2 * slots] for i in range(min(len(files), 2 * slots))]
+
+        def scan(queries: Queries) -> list[Any]:
+            return client.gather(client.map(scan_samples, shards, queries=queries, pure=False))
+
+        tables = outlier_tables(counts, scan)
+        stats = CorpusStats(empty_by_design_tools([s.tool_usage for s in samples]),
+                            tables[LATENCY], tables[TOKENS])
         ends = [s.latest_ns for s in samples if s.latest_ns is not None]
         corpus_end = max(ends) if ends else None
         timings["statistics_s"] = time.perf_counter() - tick
