@@ -13,9 +13,11 @@ prefix): every trace is still analysed in full, but clusters recur in proportion
 parts are written one chunk at a time (bounded memory) and reused by later runs.
 
 Each analysis runs in a fresh child process; the table shows wall time (cluster start
-apart), the peak RSS of each worker process and of the driver, and whether the result
-(findings, clusters, hypotheses, assignments, blame) is identical to the other runs of
-the same size. Model narratives are off (model = "none"): they cost the same at any size.
+apart) and the corpus statistics' share of it, the peak RSS of each worker process and
+of the driver, whether the result (findings, clusters, hypotheses, assignments, blame)
+is identical to the other runs of the same size, and the 1-minute load average after
+the run (the machine may be shared). Model narratives are off (model = "none"): they
+cost the same at any size.
 """
 
 from __future__ import annotations
@@ -58,8 +60,8 @@ def main() -> None:
     print(f"cores: {os.cpu_count()}, load average: {os.getloadavg()[0]:.2f}", flush=True)
     manifest = _corpus(args.data, max(args.sizes), args.distinct)
     print(f"{'traces':>9} {'spans':>11} {'engine':>10} {'start s':>7} {'wall s':>8} "
-          f"{'worker peak RSS MB':>20} {'driver MB':>9} {'clusters':>8} {'same':>5}",
-          flush=True)
+          f"{'stats s':>7} {'worker peak RSS MB':>20} {'driver MB':>9} {'clusters':>8} "
+          f"{'same':>5} {'load':>5}", flush=True)
     for size in args.sizes:
         chunks = manifest["chunks"][: size // CHUNK]
         parts = args.data / f"parts-{size}.json"
@@ -74,9 +76,11 @@ def main() -> None:
             digests.add(out["digest"])
             label = "1 process" if engine == "single" else f"{workers} worker{'s' * (workers > 1)}"
             peaks = " ".join(f"{mb:,.0f}" for mb in out["worker_peak_mb"]) or "-"
+            stats = out["timings"].get("statistics_s")
             print(f"{size:>9,} {spans:>11,} {label:>10} {out['start_s']:>7.1f} "
-                  f"{out['wall_s']:>8.1f} {peaks:>20} {out['driver_peak_mb']:>9,.0f} "
-                  f"{out['clusters']:>8} {'yes' if len(digests) == 1 else 'NO':>5}",
+                  f"{out['wall_s']:>8.1f} {'-' if stats is None else f'{stats:.1f}':>7} "
+                  f"{peaks:>20} {out['driver_peak_mb']:>9,.0f} {out['clusters']:>8} "
+                  f"{'yes' if len(digests) == 1 else 'NO':>5} {os.getloadavg()[0]:>5.2f}",
                   flush=True)
         if size > args.single_max:
             print(f"{'':>9} one process: not run (the single-process analysis holds the "
