@@ -3,6 +3,8 @@ from how the input was spelled."""
 
 from __future__ import annotations
 
+import hashlib
+import importlib
 import json
 import math
 import random
@@ -10,7 +12,10 @@ import struct
 
 import pytest
 
-from halo_nb.interchange.canonical_json import canonical_json, number
+from halo_nb.interchange.canonical_json import canonical_json, number, write_canonical
+from halo_nb.interchange.snapshot import checksum
+
+canonical_module = importlib.import_module("halo_nb.interchange.canonical_json")
 
 # RFC 8785 appendix B (IEEE 754 bit patterns → ECMAScript strings), and section 3.2.2.3.
 RFC_NUMBERS = [
@@ -68,3 +73,14 @@ def test_large_integers_keep_their_digits_and_bad_values_are_refused() -> None:
         canonical_json({1: "x"})
     with pytest.raises(TypeError):
         canonical_json({"x": object()})
+
+
+def test_the_form_handed_out_in_pieces_is_the_same_bytes(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(canonical_module, "CHUNK_CHARS", 7)  # pieces end mid-string
+    value = {"b": ["é" * 11, "\ud83d\ude00 \udc80 lone", 1e21, None], "a": {"z": "x" * 30}}
+    pieces: list[bytes] = []
+    write_canonical(value, pieces.append)
+    assert len(pieces) > 5
+    assert b"".join(pieces) == canonical_json(value)
+    assert hashlib.sha256(b"".join(pieces)).hexdigest() == checksum(value).split(":")[1]

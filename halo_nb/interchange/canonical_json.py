@@ -15,20 +15,50 @@ non-finite floats are written as the tokens ``NaN``, ``Infinity`` and ``-Infinit
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from json.encoder import encode_basestring
 from typing import Any
 
 _SAFE_INTEGER = 2**53
+CHUNK_CHARS = 1 << 20
 
 
 def canonical_json(value: Any) -> bytes:
     """``value`` (dicts with str keys, lists, str, int, float, bool, None) in RFC 8785 form."""
-    parts: list[str] = []
-    _write(value, parts)
-    return "".join(parts).encode("utf-8", errors="surrogatepass")
+    chunks: list[bytes] = []
+    write_canonical(value, chunks.append)
+    return b"".join(chunks)
 
 
-def _write(value: Any, out: list[str]) -> None:
+def write_canonical(value: Any, emit: Callable[[bytes], object]) -> None:
+    """``canonical_json(value)`` handed to ``emit`` in pieces of about CHUNK_CHARS, so a
+    checksum over a large snapshot never holds its whole canonical form (UTF-8 encodes
+    code point by code point: the pieces join to the same bytes)."""
+    sink = _Sink(emit)
+    _write(value, sink)
+    sink.flush()
+
+
+class _Sink:
+    def __init__(self, emit: Callable[[bytes], object]) -> None:
+        self._emit = emit
+        self._parts: list[str] = []
+        self._size = 0
+
+    def append(self, text: str) -> None:
+        self._parts.append(text)
+        self._size += len(text)
+        if self._size >= CHUNK_CHARS:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._parts:
+            self._emit("".join(self._parts).encode("utf-8", errors="surrogatepass"))
+            self._parts = []
+            self._size = 0
+
+
+def _write(value: Any, out: _Sink) -> None:
     if isinstance(value, str):
         out.append(encode_basestring(value))
     elif value is None:

@@ -46,7 +46,7 @@ from ..ingest.otlp import OTLPDecodeError, decode_json
 from ..schema import SPAN_COLUMNS
 from ..storage.store import UnknownTraceError
 from ..storage.traces_summary import summarise_traces
-from .canonical_json import canonical_json
+from .canonical_json import write_canonical
 from .otlp_encode import encode_request
 
 if TYPE_CHECKING:
@@ -283,7 +283,9 @@ LEGACY_CHECKSUM = "sha256:"
 
 def checksum(value: Any) -> str:
     """``jcs-sha256:<hex>``: SHA-256 of a JSON value in RFC 8785 canonical form."""
-    return CHECKSUM + hashlib.sha256(canonical_json(value)).hexdigest()
+    digest = hashlib.sha256()
+    write_canonical(value, digest.update)
+    return CHECKSUM + digest.hexdigest()
 
 
 def _verifies(value: Any, expected: Any) -> bool:
