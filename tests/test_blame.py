@@ -4,6 +4,7 @@ with the OpenTelemetry SDK, and benchmarks/eval_blame.py end to end."""
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +21,7 @@ from halo_nb.config import Settings
 from halo_nb.ingest.otel_spans import readable_spans_to_frame
 from halo_nb.rlm import analyze_frame
 from halo_nb.rlm.explain import explain_trace
+from halo_nb.rlm.signals import FEATURES
 from halo_nb.sdk import end_trace, span, start_trace
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -226,3 +228,24 @@ def test_orchestrator_hand_offs_and_a_stalled_ledger_point_into_the_delegated_re
     upper = result.blame.filter((pl.col("trace_id") == t.trace_id)
                                 & (pl.col("span_id") == instruct.span_id))
     assert upper.height == 1  # once: its own step competed with the reply it received
+
+
+def test_fit_blame_is_reproducible_and_writes_weights_for_every_feature(tmp_path: Path) -> None:
+    script = ROOT / "scripts" / "fit_blame.py"
+    outputs = []
+    for name in ("first.json", "second.json"):
+        run = subprocess.run(
+            [sys.executable, str(script), "--traces", str(SAMPLE / "sample.otlp.jsonl"),
+             "--labels", str(SAMPLE / "sample_labels.jsonl"), "--folds", "3",
+             "--repeats", "2", "--out", str(tmp_path / name)],
+            capture_output=True, text=True, timeout=120, cwd=tmp_path, check=True)
+        assert "6 labelled traces" in run.stdout and "over 2 shuffled fold assignments" in (
+            run.stdout)
+        outputs.append((tmp_path / name).read_text())
+    assert outputs[0] == outputs[1]  # deterministic: same data, same coefficients
+    fitted = json.loads(outputs[0])
+    assert fitted["features"] == list(FEATURES)
+    assert all(math.isfinite(w) for w in fitted["weights"])
+    assert fitted["cross_validated"]["folds"] == 3
+    assert fitted["cross_validated_shuffled"]["repeats"] == 2
+    assert 0 <= fitted["cross_validated_shuffled"]["step_mean"] <= 1
