@@ -131,6 +131,22 @@ def test_narratives_that_fail_the_checks_are_dropped(text):
     assert checked_narrative(text, CLUSTER, 20) is None
 
 
+RETRY_CLUSTER = {"trace_count": 5, "span_path": "support-agent/tool:lookup_order",
+                 "detector": "retry_loop"}
+
+
+@pytest.mark.parametrize(("text", "kept"), [
+    # seen in the insights view: SmolLM2 denying the retry loop it was asked to explain
+    ("The code fails to retry a lookup_order call with a timeout that is not available, "
+     "and instead returns a clear \"unavailable\" message to the agent.", False),
+    ("lookup_order is not retried after a timeout.", False),
+    ("lookup_order calls are retried blindly after timeouts. Do not retry them more than "
+     "once.", True),
+])
+def test_a_narrative_must_not_deny_what_the_detector_saw(text, kept):
+    assert (checked_narrative(text, RETRY_CLUSTER, 20) == text) is kept
+
+
 def test_a_sound_narrative_is_kept():
     text = "In 5 of 20 runs read_file is refused access. Grant it access or stop asking."
     assert checked_narrative(text, CLUSTER, 20) == text

@@ -153,14 +153,22 @@ _NEGATED = re.compile(r"\b(?:does|do|did|is|are|was|were|can|could|will|would)\s
                       r"((?:[a-z_]+\s+){1,4}[a-z_]+)")
 _RUNS_OF = re.compile(r"\b(\d+)\s+(?:of|out of)\s+(\d+)\b")
 REPEATED_WORDS = 6  # a run of this many words said twice is a model going round in circles
+# What a cluster of each detector saw happen (word stems): a narrative that describes it
+# as not happening ("the code fails to retry" for a retry loop) contradicts the finding.
+# Imperatives ("do not retry ...") are advice, not a description, and pass.
+_BEHAVIOUR = {"retry_loop": ("retr",), "agent_loop": ("loop", "repeat"),
+              "error_status": ("fail", "error")}
+_DENIED = re.compile(r"\b(?:fails? to|failed to|(?:does|did|is|are|was|were)\s*(?:not|n't))"
+                     r"\s+(?:be\s+)?([a-z_]+)")
 
 
 def checked_narrative(text: str | None, cluster: dict[str, Any], analysed: int) -> str | None:
     """The model's narrative if it passes the checks, else None (the rule's hypothesis
     and fix then stand alone): it repeats nothing (no sentence and no run of
     REPEATED_WORDS words twice), contradicts neither itself ("handles X, but does not
-    handle X") nor the cluster's counts ("3 of 16 runs"), and names the tool or span the
-    cluster is about (a name from its span path)."""
+    handle X") nor the cluster's counts ("3 of 16 runs") nor what its detector saw ("fails
+    to retry" for a retry loop), and names the tool or span the cluster is about (a name
+    from its span path)."""
     if not text:
         return None
     lower = text.lower()
@@ -174,6 +182,9 @@ def checked_narrative(text: str | None, cluster: dict[str, Any], analysed: int) 
     for match in _NEGATED.finditer(lower):
         if _affirms(lower[:match.start()] + lower[match.end():], match.group(1)):
             return None
+    seen = _BEHAVIOUR.get(str(cluster.get("detector")), ())
+    if any(word.startswith(seen) for word in _DENIED.findall(lower)):
+        return None
     for count, total in _RUNS_OF.findall(lower):
         if (int(count), int(total)) != (cluster["trace_count"], analysed):
             return None
