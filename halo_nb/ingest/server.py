@@ -30,10 +30,11 @@ Hostile or broken HTTP is refused before anything is buffered past the limit:
 
 Memory and threads stay bounded whoever connects:
 
-- at most ``max_connections`` connections are served at once (a thread each). A new one
-  past it makes room by closing an idle keep-alive connection (the oldest idle one; HTTP
-  lets a server close an idle connection, and exporters reconnect); when every
-  connection is busy, the new one is answered 503 with ``Retry-After`` and closed.
+- at most ``max_connections`` connections are served at once (a thread each, never
+  more). A new one past it makes room by closing an idle keep-alive connection (the
+  oldest idle one; HTTP lets a server close an idle connection, and exporters
+  reconnect) and waits for its thread to end; when every connection is busy, the new one
+  is answered 503 with ``Retry-After`` and closed.
 - each request's body may take its first ``BODY_ALLOWANCE_BYTES`` (1 MiB, more than an
   exporter's usual batch) freely; past that, at most ``max_buffered_bytes`` of bodies
   (raw and decompressed) are held at once across connections, and a request whose body
@@ -133,6 +134,8 @@ _REFUSALS_QUEUED = 64
 # A connection counts as idle (closable for room) once it has waited this long for a
 # request: a client that just connected, or just got its answer, sends straight away.
 IDLE_GRACE_S = 0.5
+# How long a new connection waits for the thread of the idle one closed for it to end.
+CLOSED_THREAD_WAIT_S = 0.5
 
 
 class CollectorError(RuntimeError):
@@ -499,10 +502,13 @@ class _Server(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         # The connections being served, and those of them waiting for a request (oldest
-        # idle first, with when they began to wait); both change under the lock.
+        # idle first, with when they began to wait); the threads serving connections,
+        # those closed for room and still finishing included. All change under the lock.
         self._open: set[socket.socket] = set()
         self._idle: dict[socket.socket, float] = {}
+        self._serving = 0
         self._connections_lock = threading.Lock()
+        self._thread_ended = threading.Condition(self._connections_lock)
         self._refusals: queue.Queue[socket.socket] = queue.Queue(_REFUSALS_QUEUED)
         self._refuser: threading.Thread | None = None
         super().__init__(address, handler)
@@ -511,39 +517,52 @@ class _Server(ThreadingHTTPServer):
         """Serve the connection in a thread of its own if a slot is free or an idle
         connection gives up its slot; else answer it 503 (see the module docstring)."""
         with self._connections_lock:
-            if len(self._open) >= self.max_connections:
-                self._close_one_idle()
-            admitted = len(self._open) < self.max_connections
+            if self._serving >= self.max_connections and self._close_one_idle():
+                # Its thread ends as soon as it sees the connection closed.
+                self._thread_ended.wait_for(lambda: self._serving < self.max_connections,
+                                            timeout=CLOSED_THREAD_WAIT_S)
+            admitted = self._serving < self.max_connections
             if admitted:
+                self._serving += 1
                 self._open.add(request)
                 self._idle[request] = time.monotonic()
-        if admitted:
-            super().process_request(request, client_address)
-        else:
+        if not admitted:
             self._refuse(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:  # no thread started: give its slot back
+            self._end(request)
+            raise
 
-    def _close_one_idle(self) -> None:
+    def _close_one_idle(self) -> bool:
         """Close the connection idle longest, past the grace period, whose client has
         sent nothing unread (call with the lock held); its thread sees the connection end
-        and finishes."""
+        and finishes. False when none is idle."""
         waited_since = time.monotonic() - IDLE_GRACE_S
         for connection, since in list(self._idle.items()):
             if since > waited_since:
-                return  # the rest began to wait later still
+                return False  # the rest began to wait later still
             if _readable(connection):
                 continue  # a request (or the client's close) is arriving: not idle
             del self._idle[connection]
             self._open.discard(connection)
             _shut(connection)
-            return
+            return True
+        return False
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:
         try:
             super().process_request_thread(request, client_address)
         finally:
-            with self._connections_lock:
-                self._open.discard(request)
-                self._idle.pop(request, None)
+            self._end(request)
+
+    def _end(self, request: Any) -> None:
+        with self._connections_lock:
+            self._serving -= 1
+            self._open.discard(request)
+            self._idle.pop(request, None)
+            self._thread_ended.notify()
 
     def set_idle(self, connection: socket.socket, idle: bool) -> bool:
         """Say whether ``connection`` waits for its next request (and may be closed for
