@@ -85,6 +85,13 @@ class Guarded:
 
 
 def read_response(sock: socket.socket) -> tuple[int, bytes]:
+    status, _, body = read_answer(sock)
+    return status, body
+
+
+def read_answer(sock: socket.socket) -> tuple[int, bytes, bytes]:
+    """One answer as (status, raw head, body): read until its Content-Length is whole or
+    the server closes."""
     data = b""
     while True:
         try:
@@ -92,23 +99,26 @@ def read_response(sock: socket.socket) -> tuple[int, bytes]:
         except ConnectionResetError:
             chunk = b""
         data += chunk
-        head, sep, body = data.partition(b"\r\n\r\n")
+        head_, sep, body = data.partition(b"\r\n\r\n")
         if sep:
-            length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
+            length = next((int(line.split(b":")[1]) for line in head_.split(b"\r\n")
                            if line.lower().startswith(b"content-length:")), None)
             if length is not None and len(body) >= length:
-                return int(head.split(b" ")[1]), body[:length]
+                return int(head_.split(b" ")[1]), head_, body[:length]
         if not chunk:
             assert data, "the server closed without answering"
-            return int(data.split(b" ")[1]), body
+            return int(data.split(b" ")[1]), head_, body
 
 
 def message(body: bytes) -> str:
     return Status.FromString(body).message
 
 
-def head(extra: str = "", *, chunked: bool = True, host: str | None = "127.0.0.1") -> bytes:
-    lines = ["POST /v1/traces HTTP/1.1", f"Content-Type: {PROTOBUF}", "Connection: close"]
+def head(extra: str = "", *, chunked: bool = True, host: str | None = "127.0.0.1",
+         close: bool = True) -> bytes:
+    lines = ["POST /v1/traces HTTP/1.1", f"Content-Type: {PROTOBUF}"]
+    if close:
+        lines.append("Connection: close")
     if host is not None:
         lines.append(f"Host: {host}")
     if chunked:
@@ -453,37 +463,20 @@ def capped() -> Iterator[Guarded]:
         store.close()
 
 
-def post_head(port: int, length: int, *, extra: str = "") -> bytes:
-    """A keep-alive POST's request line and headers."""
-    return (f"POST /v1/traces HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-            f"Content-Type: {PROTOBUF}\r\nContent-Length: {length}\r\n{extra}\r\n").encode()
+def keep_alive_head(length: int, extra: str = "") -> bytes:
+    """A keep-alive POST's request line and headers, for a body of ``length`` bytes."""
+    return head(f"Content-Length: {length}\r\n{extra}", chunked=False, close=False)
 
 
 def connect(guard: Guarded) -> socket.socket:
     return socket.create_connection(("127.0.0.1", guard.collector.port), timeout=10)
 
 
-def keep_alive_post(guard: Guarded, sock: socket.socket, name: str) -> tuple[int, bytes, bytes]:
+def keep_alive_post(sock: socket.socket, name: str) -> tuple[int, bytes, bytes]:
     """Post one span on an open connection: (status, raw head, body)."""
     body = protobuf_body([span(name)])
-    sock.sendall(post_head(guard.collector.port, len(body)) + body)
+    sock.sendall(keep_alive_head(len(body)) + body)
     return read_answer(sock)
-
-
-def read_answer(sock: socket.socket) -> tuple[int, bytes, bytes]:
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(65536)
-        assert chunk, f"the connection closed without an answer: {data!r}"
-        data += chunk
-    head_, _, body = data.partition(b"\r\n\r\n")
-    length = int(next(line.split(b":")[1] for line in head_.split(b"\r\n")
-                      if line.lower().startswith(b"content-length:")))
-    while len(body) < length:
-        chunk = sock.recv(65536)
-        assert chunk
-        body += chunk
-    return int(head_.split(b" ")[1]), head_, body[:length]
 
 
 def wait_until(condition: Callable[[], bool], what: str) -> None:
@@ -505,20 +498,20 @@ def test_past_the_connection_cap_an_idle_connection_makes_room_else_503(
     threads_before = threading.active_count()
     four = [connect(capped) for _ in range(4)]
     for n, sock in enumerate(four):
-        assert keep_alive_post(capped, sock, f"idle {n}")[0] == 200
+        assert keep_alive_post(sock, f"idle {n}")[0] == 200
     wait_until(lambda: len(server._idle) == 4, "the four connections never waited idle")
     time.sleep(IDLE_GRACE_S + 0.1)
     fifth = connect(capped)  # all four are idle: the one idle longest gives up its slot
-    assert keep_alive_post(capped, fifth, "fifth")[0] == 200
+    assert keep_alive_post(fifth, "fifth")[0] == 200
     closed = [sock for sock in four if select.select([sock], [], [], 2)[0] and not sock.recv(1)]
     assert len(closed) == 1
     busy = [sock for sock in four if sock is not closed[0]] + [fifth]
     body = protobuf_body([span("slow")])
     for sock in busy:  # each now sends half a request: no connection is idle
-        sock.sendall(post_head(capped.collector.port, len(body)) + body[:10])
+        sock.sendall(keep_alive_head(len(body)) + body[:10])
     wait_until(lambda: not server._idle, "the connections never became busy")
     with connect(capped) as refused:
-        code, head_, raw = keep_alive_post(capped, refused, "refused")
+        code, head_, raw = keep_alive_post(refused, "refused")
         assert code == 503 and b"Retry-After: 1" in head_
         assert "max_connections" in message(raw)
         assert refused.recv(1) == b""
@@ -529,7 +522,7 @@ def test_past_the_connection_cap_an_idle_connection_makes_room_else_503(
     wait_until(lambda: len(server._idle) == 1, "the answered connection never waited idle")
     time.sleep(IDLE_GRACE_S + 0.1)
     with connect(capped) as late:
-        assert keep_alive_post(capped, late, "late")[0] == 200
+        assert keep_alive_post(late, "late")[0] == 200
     for sock in [*four, fifth]:
         sock.close()
     stored = names(capped)
@@ -538,39 +531,35 @@ def test_past_the_connection_cap_an_idle_connection_makes_room_else_503(
 
 
 def test_bodies_past_the_buffer_budget_are_503_before_being_read(capped: Guarded) -> None:
-    port = capped.collector.port
     big = protobuf_body([span("big", attrs={"pad": "x" * (LIMIT // 2)})])
     charge = len(big) - ALLOWANCE
     assert 2 * charge <= LIMIT < 3 * charge  # two fit in the budget, three not
     holders = [connect(capped) for _ in range(2)]
     for sock in holders:
-        sock.sendall(post_head(port, len(big)) + big[:100])
+        sock.sendall(keep_alive_head(len(big)) + big[:100])
     wait_until(lambda: capped.collector.body_budget.held == 2 * charge,
                "the two bodies were never counted")
     started = time.monotonic()
     with connect(capped) as third:
-        third.sendall(post_head(port, len(big)))
+        third.sendall(keep_alive_head(len(big)))
         code, head_, raw = read_answer(third)
     assert code == 503 and b"Retry-After: 1" in head_
     assert "max_buffered_bytes" in message(raw)
     assert time.monotonic() - started < 5  # answered at once, not at a deadline
     with connect(capped) as small:  # within its allowance, an ordinary batch still goes in
-        assert keep_alive_post(capped, small, "small")[0] == 200
+        assert keep_alive_post(small, "small")[0] == 200
     chunk = LIMIT // 2
     with connect(capped) as chunked:  # a chunk is counted before it is read
-        chunked.sendall(head("Content-Length: 0\r\n", chunked=False).replace(
-            b"Content-Length: 0\r\n", b"Transfer-Encoding: chunked\r\n")
-            + f"{chunk:x}\r\n".encode())
+        chunked.sendall(head() + f"{chunk:x}\r\n".encode())
         assert read_answer(chunked)[0] == 503
     zipped = gzip.compress(b"\0" * (LIMIT - 1))  # small on the wire, large inflated
     with connect(capped) as inflated:
-        inflated.sendall(post_head(port, len(zipped), extra="Content-Encoding: gzip\r\n")
-                         + zipped)
+        inflated.sendall(keep_alive_head(len(zipped), "Content-Encoding: gzip\r\n") + zipped)
         assert read_answer(inflated)[0] == 503
     holders[0].sendall(big[100:])
     assert read_answer(holders[0])[0] == 200
     with connect(capped) as after:
-        after.sendall(post_head(port, len(big)) + big)
+        after.sendall(keep_alive_head(len(big)) + big)
         assert read_answer(after)[0] == 200
     holders[1].close()
     wait_until(lambda: capped.collector.body_budget.held == 0, "a body was never given back")
@@ -594,7 +583,7 @@ def test_a_flood_of_connections_is_answered_with_threads_bounded_by_the_cap(
         name = f"flood {n}"
         try:
             with connect(capped) as sock:
-                codes[name] = keep_alive_post(capped, sock, name)[0]
+                codes[name] = keep_alive_post(sock, name)[0]
         except (OSError, AssertionError):  # closed unanswered: past the refusal queue
             codes[name] = 0
 

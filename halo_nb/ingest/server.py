@@ -241,7 +241,6 @@ class Collector:
             raise CollectorError(
                 f"cannot listen on {self.host}:{self.requested_port}: {exc}") from None
         server.collector = self
-        server.max_connections = self.max_connections
         self._server = server
         self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
                                         name=f"halo-collector-{self.port}", daemon=True)
@@ -497,7 +496,6 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = LISTEN_BACKLOG
     collector: Collector
-    max_connections = 256
 
     def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
@@ -516,12 +514,13 @@ class _Server(ThreadingHTTPServer):
     def process_request(self, request: Any, client_address: Any) -> None:
         """Serve the connection in a thread of its own if a slot is free or an idle
         connection gives up its slot; else answer it 503 (see the module docstring)."""
+        cap = self.collector.max_connections
         with self._connections_lock:
-            if self._serving >= self.max_connections and self._close_one_idle():
+            if self._serving >= cap and self._close_one_idle():
                 # Its thread ends as soon as it sees the connection closed.
-                self._thread_ended.wait_for(lambda: self._serving < self.max_connections,
+                self._thread_ended.wait_for(lambda: self._serving < cap,
                                             timeout=CLOSED_THREAD_WAIT_S)
-            admitted = self._serving < self.max_connections
+            admitted = self._serving < cap
             if admitted:
                 self._serving += 1
                 self._open.add(request)
@@ -744,6 +743,7 @@ class _Handler(BaseHTTPRequestHandler):
                                "(request_timeout_seconds)", self._response_type())
 
     def finish(self) -> None:
+        self._release()  # whatever ended the connection, its bodies hold nothing now
         self._busy()
         super().finish()
 
@@ -755,18 +755,6 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         collector = self.server.collector
         response_type = self._response_type()
-        try:
-            self._store_request(collector, response_type)
-        finally:
-            self._release()
-
-    def _release(self) -> None:
-        """Give the request's body bytes back to the budget (before answering, so a
-        client that got its answer finds them free)."""
-        self.server.collector.body_budget.give(self._held)
-        self._body = self._held = 0
-
-    def _store_request(self, collector: Collector, response_type: str) -> None:
         body_read = False
         try:
             self._check_host()
@@ -780,11 +768,7 @@ class _Handler(BaseHTTPRequestHandler):
                 result = collector.ingest(body, content_type)
             except OTLPDecodeError as exc:
                 raise _Reject(400, str(exc)) from None
-            finally:
-                del body
-                self._release()
         except _Reject as reject:
-            self._release()
             if not body_read:  # the unread rest would be taken for the next request
                 self.close_connection = True
             collector._count(accepted=False)
@@ -896,6 +880,11 @@ class _Handler(BaseHTTPRequestHandler):
             return _gunzip(raw, limit, self._hold)
         return raw
 
+    def _release(self) -> None:
+        """Give the request's body bytes back to the budget."""
+        self.server.collector.body_budget.give(self._held)
+        self._body = self._held = 0
+
     def _hold(self, size: int) -> None:
         """Count ``size`` more body bytes: past the request's allowance, against the
         collector's budget, refusing the request (503) when they would pass it."""
@@ -1003,6 +992,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send(self, status: int, content_type: str, body: bytes,
               extra: dict[str, str] | None = None) -> None:
+        self._release()  # before answering: a client that got its answer finds them free
         self.connection.settimeout(self.timeout)  # reads may have left it near zero
         try:
             self.send_response(status, HTTPStatus(status).phrase)
