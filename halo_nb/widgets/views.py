@@ -179,13 +179,13 @@ class HaloWidget(anywidget.AnyWidget):
         """Runs on the throttle's thread after spans arrived or a new analysis was kept."""
         with self._lock:
             reanalysed = self._result_source() is not self._result
-            self._analysis  # noqa: B018 - takes the new result in
+            analysis = self._analysis
             if self.view in LIST_VIEWS:
-                changes = self._feed.changes(self._store.traces(), self._analysis)
+                changes = self._feed.changes(self._store.traces(), analysis)
                 if changes is not None:
                     self._push(changes)
             if reanalysed and self.view in ("clusters", "insights", "dashboard"):
-                self._push(self._analysis.message(self._store))
+                self._push(analysis.message(self._store))
             if self._open is not None and self._open_spans is not None:
                 trace_id, cluster_id = self._open
                 if (reanalysed
