@@ -104,15 +104,14 @@ def map_traces(prepared: pl.DataFrame, settings: Settings, given: Mapping[str, s
     for trace_id, nodes in _group(prepared):
         trace = TraceView(trace_id, nodes, settings.analysis_depth)
         trace.corpus_end_ns = corpus_end
-        outcome = trace_outcome(trace, given.get(trace_id), trace_id in annotated)
-        # What the user says wins; otherwise the engine's broader failure test.
-        told = outcome.source in ("user", "annotation", "score")
-        trace.told_outcome = outcome.outcome if told else None
+        outcome = trace.outcome = trace_outcome(trace, given.get(trace_id),
+                                                trace_id in annotated)
         errors: list[str] = []
         rows = walk_trace(trace, span_dets, trace_dets, errors)
         out.trace_ids.append(trace_id)
         out.outcomes[trace_id] = (outcome.outcome, outcome.source)
-        if (outcome.outcome == FAILED) if told else _failed(trace):
+        # What the user says wins; otherwise the engine's broader failure test.
+        if (outcome.outcome == FAILED) if outcome.told else _failed(trace):
             out.failed.add(trace_id)
         if outcome.outcome == FAILED:
             started_blame = time.perf_counter()

@@ -13,9 +13,12 @@ import json
 from bisect import bisect_right
 from collections.abc import Iterator
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import networkx as nx
+
+if TYPE_CHECKING:
+    from .outcome import Outcome
 
 ROOT = "__root__"
 SKEW_TOLERANCE_NS = 1_000_000
@@ -130,9 +133,8 @@ class TraceView:
         self.memo: dict[str, Any] = {}
         # Newest timestamp in the analysed corpus; set by the engine.
         self.corpus_end_ns: int | None = None
-        # "failed" or "succeeded" when someone said so (the caller, an annotation, an eval
-        # score): set by the engine before the detectors run (outcome.py).
-        self.told_outcome: str | None = None
+        # The trace's outcome (outcome.py): set by the engine before the detectors run.
+        self.outcome: Outcome | None = None
         self._build()
 
     # -- construction -------------------------------------------------------------------

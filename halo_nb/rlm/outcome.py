@@ -46,6 +46,11 @@ class Outcome:
     source: str   # user, annotation, score, status, evidence or none
     detail: str
 
+    @property
+    def told(self) -> bool:
+        """Someone said how the run ended (the caller, an annotation, an eval score)."""
+        return self.source in ("user", "annotation", "score")
+
 
 def outcome_word(value: Any) -> str | None:
     """``value`` read as an outcome (FAILED / SUCCEEDED), None when it is not one."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..graph import SpanNode, TraceView
-from ..outcome import SUCCEEDED, failure_evidence
+from ..outcome import FAILED, SUCCEEDED, trace_outcome
 from ..registry import Hit, detector
 from ..walk import NodeContext
 
@@ -35,23 +35,24 @@ def recovered(trace: TraceView, span: SpanNode) -> bool:
     """Whether the run got past this failure. When someone said how the run ended (the
     caller, an annotation, an eval score), that decides. Otherwise: the trace's root is
     another span, ended without error and answered (when it records its question), the
-    engine sees no evidence of failure (outcome.failure_evidence), no ancestor of the
-    failed span failed, and a decision started after the failure ended (an LLM call or
+    engine sees no evidence of failure (the trace's outcome is not failed), no ancestor of
+    the failed span failed, and a decision started after the failure ended (an LLM call or
     an agent's step: the agent saw it and went on)."""
-    if trace.told_outcome is not None:
-        return trace.told_outcome == SUCCEEDED
+    if trace.outcome is None:  # detectors run outside the engine
+        trace.outcome = trace_outcome(trace)
+    if trace.outcome.told:
+        return trace.outcome.outcome == SUCCEEDED
     root = trace.root
     if root is None or root is span or not root.ended or root.failed or span.end_ns is None:
         return False
     if root.input is not None and not (root.output or "").strip():
         return False  # the root records its question but gave no answer
-    if "failure_evidence" not in trace.memo:
-        trace.memo["failure_evidence"] = failure_evidence(trace)
+    if trace.outcome.outcome == FAILED:
+        return False  # the engine's own evidence of failure
+    if "last_decision_ns" not in trace.memo:
         trace.memo["last_decision_ns"] = max(
             (s.start_ns for s in trace.spans
              if s.start_ns is not None and s.kind != "tool" and s is not root), default=None)
-    if trace.memo["failure_evidence"] is not None:
-        return False
     parent = trace.parent(span)
     while parent is not None:
         if parent.failed:
