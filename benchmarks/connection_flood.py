@@ -27,6 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from otlp_factory import protobuf_body, span  # noqa: E402
+from proc_status import status_of  # noqa: E402
 
 MIB = 1 << 20
 SERVER = """
@@ -37,15 +38,6 @@ collector = Collector(SpanStore(None), port=0).start()
 print(collector.port, flush=True)
 sys.stdin.read()
 """
-
-
-def status_of(pid: int) -> dict[str, int]:
-    fields = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        name, _, value = line.partition(":")
-        if name in ("VmHWM", "VmRSS", "Threads"):
-            fields[name] = int(value.split()[0])
-    return fields
 
 
 def flood_client(port: int, announce: int, upload: int, hold: threading.Event,

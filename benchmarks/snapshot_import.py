@@ -18,26 +18,24 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from otlp_factory import new_trace_id, protobuf_body, span  # noqa: E402
+from proc_status import status_of  # noqa: E402
 
 from halo_nb.ingest.otlp import decode_protobuf  # noqa: E402
 from halo_nb.interchange.snapshot import export_snapshot  # noqa: E402
 from halo_nb.storage.store import SpanStore  # noqa: E402
 
-# Peak RSS from VmHWM (this process's own; ru_maxrss would carry the parent's over fork).
+# The importing process: ready once its modules are loaded, then imports the file named on
+# stdin, answers, and waits for stdin to close (so its peak can be read meanwhile).
 IMPORT = """
 import sys, time
-from pathlib import Path
 from halo_nb.interchange.snapshot import import_snapshot
 from halo_nb.storage.store import SpanStore
-def hwm():
-    line = next(l for l in Path("/proc/self/status").read_text().splitlines()
-                if l.startswith("VmHWM:"))
-    return int(line.split()[1]) // 1024
-before = hwm()
+print("ready", flush=True)
+path = sys.stdin.readline().strip()
 started = time.perf_counter()
-result = import_snapshot(SpanStore(None), sys.argv[1])
-elapsed = time.perf_counter() - started
-print(result.spans_added, elapsed, before, hwm())
+result = import_snapshot(SpanStore(None), path)
+print(result.spans_added, time.perf_counter() - started, flush=True)
+sys.stdin.read()
 """
 
 
@@ -58,9 +56,19 @@ def main() -> None:
         export_snapshot(store, store.trace_ids(), path)
         store.close()
         size = path.stat().st_size / 2**20
-        out = subprocess.run([sys.executable, "-c", IMPORT, str(path)], check=True,
-                             capture_output=True, text=True).stdout.split()
-        spans, elapsed, before, peak = int(out[0]), float(out[1]), int(out[2]), int(out[3])
+        child = subprocess.Popen([sys.executable, "-c", IMPORT], stdin=subprocess.PIPE,
+                                 stdout=subprocess.PIPE, text=True)
+        assert child.stdin is not None and child.stdout is not None
+        child.stdout.readline()
+        before = status_of(child.pid)["VmHWM"] // 1024
+        child.stdin.write(f"{path}\n")
+        child.stdin.flush()
+        out = child.stdout.readline().split()
+        peak = status_of(child.pid)["VmHWM"] // 1024
+        child.stdin.close()
+        if child.wait(timeout=60):
+            raise SystemExit("the import failed")
+        spans, elapsed = int(out[0]), float(out[1])
     print(f"snapshot: {size:,.0f} MiB, {spans:,} spans in {args.traces} traces")
     print(f"import: {elapsed:.1f} s; peak RSS {peak:,} MiB ({before:,} MiB before), "
           f"{(peak - before) / size:.1f}x the file")
